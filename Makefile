@@ -1,0 +1,58 @@
+# Podium — every target installs what it needs into .venv itself.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.podium-installed
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help venv demo test test-fast lint crds e2e bench clean system-deps
+
+help:
+	@echo "make demo   - start a local cluster, run the demo, shut it down"
+	@echo "make test   - run the whole test suite (no cluster, Docker or network needed)"
+	@echo "make lint   - ruff, mypy and import-linter contracts"
+	@echo "make crds   - regenerate crds/ and the chart's copy from the API models"
+	@echo "make e2e    - tests against the cluster of the current kubeconfig (skipped when none)"
+	@echo "make bench  - run the benchmarks in benchmarks/"
+
+# The venv is rebuilt when pyproject.toml changes. torch is installed first, pinned, because an
+# unpinned torch (pulled in by another package) would be a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+venv: $(STAMP) system-deps
+
+# kubectl drives the demo and some tests; Debian ships it as kubernetes-client.
+system-deps:
+	@command -v kubectl >/dev/null || { apt-get update -qq && apt-get install -y -qq kubernetes-client; } \
+	  || echo "warning: kubectl not found and could not be installed; kubectl tests will be skipped"
+
+demo: venv
+	$(BIN)/python examples/demo.py
+
+test: venv
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: venv
+	$(BIN)/ruff check sdk operator tests benchmarks examples e2e
+	$(BIN)/mypy sdk/podium operator/podium_operator
+	$(BIN)/lint-imports
+
+crds: $(STAMP)
+	$(BIN)/python -m podium.api.crdgen crds charts/podium/crds
+
+e2e: venv
+	@if ! kubectl cluster-info --request-timeout=5s >/dev/null 2>&1; then \
+	  echo "no cluster reachable, skipped (set KUBECONFIG to a kind cluster with KServe and MinIO to run e2e/)"; \
+	else $(BIN)/python -m pytest -q -p no:cacheprovider e2e -m e2e; fi
+
+bench: venv
+	for bench in benchmarks/bench_*.py; do echo "== $$bench"; $(BIN)/python $$bench || exit 1; done
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

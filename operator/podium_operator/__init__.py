@@ -1,0 +1,1 @@
+"""Podium: the Kubernetes operator (kopf handlers, builders, local cluster)."""

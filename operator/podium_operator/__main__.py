@@ -1,0 +1,33 @@
+"""`python -m podium_operator`: run the operator against the current kubeconfig or in-cluster config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+import kopf
+
+from podium_operator.handlers import registry
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="podium-operator", description="Run the Podium operator.")
+    parser.add_argument("--namespace", "-n", action="append", help="Watch these namespaces (default: all).")
+    parser.add_argument("--liveness", default=None, help="Liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
+    asyncio.run(
+        kopf.operator(
+            registry=registry,
+            standalone=True,
+            clusterwide=not args.namespace,
+            namespaces=args.namespace or [],
+            liveness_endpoint=args.liveness,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

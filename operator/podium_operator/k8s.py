@@ -1,0 +1,133 @@
+"""The one Kubernetes I/O layer: generic get / list / create / patch / delete, with 404 and 409 handled.
+
+Built on the official client's ``ApiClient.call_api`` (so any group, version and plural works, core
+included) and run in worker threads so kopf's event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import kubernetes.client
+import kubernetes.config
+from kubernetes.client.exceptions import ApiException
+
+
+class Conflict(Exception):
+    """The object changed since it was read (HTTP 409): re-read and retry."""
+
+
+@dataclass(frozen=True)
+class Resource:
+    group: str
+    version: str
+    plural: str
+    namespaced: bool = True
+
+    def path(self, namespace: str | None = None, name: str | None = None, subresource: str | None = None) -> str:
+        base = f"/api/{self.version}" if not self.group else f"/apis/{self.group}/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        if name:
+            base += f"/{name}"
+        if subresource:
+            base += f"/{subresource}"
+        return base
+
+
+JOBS = Resource("batch", "v1", "jobs")
+PODS = Resource("", "v1", "pods")
+SECRETS = Resource("", "v1", "secrets")
+CONFIGMAPS = Resource("", "v1", "configmaps")
+NETWORK_POLICIES = Resource("networking.k8s.io", "v1", "networkpolicies")
+
+
+def load_api_client() -> kubernetes.client.ApiClient:
+    """In-cluster config when running in a pod, else the kubeconfig (KUBECONFIG)."""
+    try:
+        kubernetes.config.load_incluster_config()
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()
+    return kubernetes.client.ApiClient()
+
+
+class KubeClient:
+    def __init__(self, api_client: kubernetes.client.ApiClient | None = None) -> None:
+        self.api = api_client or load_api_client()
+
+    def _call(
+        self, method: str, path: str, *, body: Any = None, query: dict[str, Any] | None = None, patch: str = "merge"
+    ) -> dict[str, Any]:
+        content_type = {
+            "merge": "application/merge-patch+json",
+            "json": "application/json-patch+json",
+        }[patch] if method == "PATCH" else "application/json"
+        response = self.api.call_api(
+            path,
+            method,
+            query_params=list((query or {}).items()),
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+            body=body,
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _return_http_data_only=True,
+        )
+        data = response.data
+        return json.loads(data) if data else {}
+
+    async def _run(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return await asyncio.to_thread(self._call, method, path, **kwargs)
+        except ApiException as error:
+            if error.status == 409:
+                raise Conflict(f"{method} {path}: {error.reason}") from error
+            raise
+
+    async def get(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
+        try:
+            return await self._run("GET", resource.path(namespace, name))
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def list(self, resource: Resource, namespace: str | None = None, *, labels: str | None = None) -> list[dict]:
+        query = {"labelSelector": labels} if labels else None
+        return (await self._run("GET", resource.path(namespace), query=query)).get("items", [])
+
+    async def create(self, resource: Resource, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._run("POST", resource.path(namespace), body=body)
+
+    async def create_if_absent(self, resource: Resource, namespace: str | None, body: dict[str, Any]) -> dict:
+        """Deterministic names make creation idempotent: an existing object is returned as is."""
+        try:
+            return await self.create(resource, namespace, body)
+        except Conflict:
+            existing = await self.get(resource, namespace, body["metadata"]["name"])
+            if existing is None:
+                raise
+            return existing
+
+    async def patch(
+        self, resource: Resource, namespace: str | None, name: str, body: Any, *, subresource: str | None = None,
+        kind: str = "merge",
+    ) -> dict[str, Any]:
+        return await self._run("PATCH", resource.path(namespace, name, subresource), body=body, patch=kind)
+
+    async def replace(self, resource: Resource, namespace: str | None, name: str, body: dict, *,
+                      subresource: str | None = None) -> dict[str, Any]:
+        """PUT with the body's resourceVersion: raises Conflict if someone else wrote first."""
+        return await self._run("PUT", resource.path(namespace, name, subresource), body=body)
+
+    async def delete(self, resource: Resource, namespace: str | None, name: str) -> bool:
+        try:
+            await self._run("DELETE", resource.path(namespace, name), query={"propagationPolicy": "Background"})
+            return True
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise

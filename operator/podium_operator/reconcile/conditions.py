@@ -1,0 +1,41 @@
+"""Standard Kubernetes conditions, updated the way kstatus expects."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+
+def set_condition(
+    conditions: list[dict[str, Any]] | None,
+    *,
+    type_: str,
+    status: bool | None,
+    reason: str,
+    message: str,
+    now: datetime,
+    generation: int | None,
+) -> list[dict[str, Any]]:
+    """Return a new list with one condition set; lastTransitionTime moves only when the status flips."""
+    status_text = "Unknown" if status is None else str(bool(status))
+    previous = next((c for c in conditions or [] if c.get("type") == type_), None)
+    transition = (
+        previous["lastTransitionTime"]
+        if previous and previous.get("status") == status_text and previous.get("lastTransitionTime")
+        else now.isoformat().replace("+00:00", "Z")
+    )
+    condition = {
+        "type": type_,
+        "status": status_text,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": transition,
+    }
+    if generation is not None:
+        condition["observedGeneration"] = generation
+    others = [c for c in conditions or [] if c.get("type") != type_]
+    return [*others, condition]
+
+
+def condition_status(conditions: list[dict[str, Any]] | None, type_: str) -> str | None:
+    return next((c.get("status") for c in conditions or [] if c.get("type") == type_), None)

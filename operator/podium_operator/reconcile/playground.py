@@ -1,0 +1,47 @@
+"""Playground reconcile (foundation): validate the spec, publish Ready and observedGeneration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from podium.api.playground import PlaygroundSpec
+from podium_operator.reconcile.conditions import set_condition
+from podium_operator.reconcile.validation import parse_spec
+
+
+@dataclass(frozen=True)
+class PlaygroundOutcome:
+    status_patch: dict[str, Any]
+    ready: bool
+    reason: str
+    message: str
+    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+
+
+def reconcile_playground(
+    spec: dict[str, Any], *, generation: int | None, status: dict[str, Any] | None, now: datetime
+) -> PlaygroundOutcome:
+    parsed, problem = parse_spec(PlaygroundSpec, spec)
+    if parsed is None:
+        ready, reason, message = False, "InvalidSpec", problem
+    else:
+        ready, reason, message = True, "Validated", f"{parsed.task} playground ranked by {parsed.primary_metric}"
+    conditions = set_condition(
+        (status or {}).get("conditions"),
+        type_="Ready",
+        status=ready,
+        reason=reason,
+        message=message,
+        now=now,
+        generation=generation,
+    )
+    patch: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions}
+    was_ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in (status or {}).get("conditions", []))
+    events = []
+    if ready and not was_ready:
+        events.append(("Normal", reason, message))
+    elif not ready:
+        events.append(("Warning", reason, message))
+    return PlaygroundOutcome(status_patch=patch, ready=ready, reason=reason, message=message, events=events)

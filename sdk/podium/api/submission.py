@@ -1,0 +1,105 @@
+"""Submission: a model (or predictions, or a training request) sent to a Playground."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from podium.api.common import PRESERVE_UNKNOWN, ApiModel, ComputeResources, Condition, cel_rules
+
+Framework = Literal["auto", "sklearn", "keras", "pytorch", "onnx"]
+Phase = Literal["Pending", "Training", "Evaluating", "Evaluated", "Failed", "Rejected"]
+TERMINAL_PHASES: frozenset[str] = frozenset({"Evaluated", "Failed", "Rejected"})
+
+
+class ModelSource(ApiModel):
+    uri: str = Field(min_length=1, description="URI of the submission artifact (directory or .tar.gz).")
+    framework: Framework = Field(default="auto", description="Detected from the artifact when auto.")
+    preprocessor_uri: str | None = Field(default=None, description="Optional separate preprocessor artifact.")
+
+
+class PredictionsSource(ApiModel):
+    uri: str = Field(min_length=1, description="URI of a predictions file (.npz or .csv) for the holdout rows.")
+
+
+class Toleration(ApiModel):
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+
+class TrainingSpec(ApiModel):
+    """The platform trains the model: meta-learning, AutoML or Bayesian HPO, on a GPU pool when there is one."""
+
+    algorithm: Literal["maml", "fomaml", "reptile", "protonet", "optuna-sklearn", "optuna-keras", "automl"]
+    config: dict[str, Any] = Field(default_factory=dict, json_schema_extra=PRESERVE_UNKNOWN)
+    resources: ComputeResources = Field(default_factory=ComputeResources)
+    timeout_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
+    node_selector: dict[str, str] | None = Field(default=None, description="Defaults to the GPU pool selector.")
+    tolerations: list[Toleration] | None = None
+
+
+class SubmissionSpec(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            (
+                "(has(self.model) ? 1 : 0) + (has(self.predictions) ? 1 : 0) + (has(self.training) ? 1 : 0) == 1",
+                "exactly one of model, predictions or training must be set",
+                ".model",
+            ),
+            (
+                "self.playground == oldSelf.playground",
+                "playground: is immutable; create a new Submission instead",
+                ".playground",
+            ),
+        )
+    )
+
+    playground: str = Field(min_length=1, max_length=253, description="Name of the Playground, same namespace.")
+    track: Literal["experiment", "competition"] = "experiment"
+    model: ModelSource | None = None
+    predictions: PredictionsSource | None = None
+    training: TrainingSpec | None = None
+    description: str | None = Field(default=None, max_length=10000)
+    final: bool = Field(default=False, description="Select as one of the member's final competition submissions.")
+    metadata: dict[str, str] = Field(default_factory=dict, description="Custom metadata shown on the leaderboard.")
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> SubmissionSpec:
+        given = [name for name in ("model", "predictions", "training") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"exactly one of model, predictions or training must be set (got {', '.join(given) or 'none'})"
+            )
+        return self
+
+
+class JobRefs(ApiModel):
+    training: str | None = None
+    evaluation: str | None = None
+
+
+class Timings(ApiModel):
+    submitted_at: datetime | None = None
+    started_at: datetime | None = None
+    evaluated_at: datetime | None = None
+    duration_seconds: float | None = None
+
+
+class SubmissionStatus(ApiModel):
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    phase: Phase | None = None
+    version: int | None = Field(default=None, description="Unique, monotonic per playground; set by the operator.")
+    submitter: str | None = None
+    score: float | None = Field(default=None, description="Primary metric on the public split.")
+    metrics: dict[str, float] = Field(default_factory=dict, description="Public metrics only.")
+    metadata: dict[str, Any] = Field(default_factory=dict, json_schema_extra=PRESERVE_UNKNOWN)
+    framework: str | None = None
+    verified: bool | None = None
+    jobs: JobRefs | None = None
+    timings: Timings | None = None
+    message: str | None = None

@@ -1,0 +1,1 @@
+"""Evaluation engine: the untrusted predict step and the trusted score step."""
