@@ -1,18 +1,21 @@
-"""kopf handlers: thin adapters from watch events to the pure reconcile functions."""
+"""kopf handlers: thin adapters from watch events to the reconcile functions."""
 
 from __future__ import annotations
 
-import datetime
 import logging
 from typing import Any
 
 import kopf
+from podium.api import GROUP, PLAYGROUND, SUBMISSION, VERSION
 
-from podium.api import GROUP, PLAYGROUND, VERSION
-from podium_operator.reconcile.playground import reconcile_playground
-from podium_operator.settings import FINALIZER, PREFIX
+from podium_operator import k8s, metrics
+from podium_operator.playgrounds import reconcile_playground, waiting_submissions
+from podium_operator.reconcile.names import MANAGED_BY, SUBMISSION_LABEL
+from podium_operator.settings import FINALIZER, PREFIX, SUBMITTER_ANNOTATION, OperatorConfig
+from podium_operator.submissions import Controller, reconcile_submission
 
 registry = kopf.OperatorRegistry()
+logger = logging.getLogger(__name__)
 
 
 @kopf.on.login(registry=registry)
@@ -22,7 +25,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 
 @kopf.on.startup(registry=registry)
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # Own prefixes keep our annotations recognisable and let two operators never clash.
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
@@ -31,21 +34,72 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
+    # Only our own Jobs are streamed (server-side selector), never every Job of the cluster.
+    settings.watching.label_selectors["batch", "v1", "jobs"] = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
+    config = OperatorConfig.from_env()
+    memo.controller = Controller(k8s.KubeClient(), config)
+    if config.metrics_port is not None:
+        logger.info("metrics on port %d", metrics.serve(config.metrics_port))
 
 
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
+def _controller(memo: kopf.Memo) -> Controller:
+    controller: Controller = memo.controller
+    return controller
 
 
 @kopf.on.resume(GROUP, VERSION, PLAYGROUND.plural, registry=registry)
 @kopf.on.create(GROUP, VERSION, PLAYGROUND.plural, registry=registry)
-@kopf.on.update(GROUP, VERSION, PLAYGROUND.plural, registry=registry)
-def reconcile_playground_handler(
-    body: kopf.Body, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
+@kopf.on.update(GROUP, VERSION, PLAYGROUND.plural, field="spec", registry=registry)
+async def playground_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    controller = _controller(memo)
+    await _reconcile_playground(controller, dict(body))
+
+
+async def _reconcile_playground(controller: Controller, body: dict[str, Any]) -> None:
+    try:
+        await reconcile_playground(controller, body)
+    except Exception:
+        metrics.RECONCILE_ERRORS.labels("Playground").inc()
+        raise
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    for submission in await waiting_submissions(controller, namespace, name):
+        await reconcile_submission(controller, namespace, submission)
+
+
+def _competition_open_with_deadline(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
+    return bool((spec.get("competition") or {}).get("deadline")) and not status.get("competitionClosed")
+
+
+@kopf.timer(GROUP, VERSION, PLAYGROUND.plural, interval=15, when=_competition_open_with_deadline, registry=registry)
+async def deadline_watch(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Close competitions whose deadline passed (publishes the private leaderboard)."""
+    await _reconcile_playground(_controller(memo), dict(body))
+
+
+@kopf.on.resume(GROUP, VERSION, SUBMISSION.plural, registry=registry)
+@kopf.on.create(GROUP, VERSION, SUBMISSION.plural, registry=registry)
+async def submission_created(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+    try:
+        await reconcile_submission(_controller(memo), namespace, name)
+    except Exception:
+        metrics.RECONCILE_ERRORS.labels("Submission").inc()
+        raise
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={SUBMISSION_LABEL: kopf.PRESENT, **MANAGED_BY}, registry=registry)
+async def evaluation_job_changed(
+    event: dict[str, Any], namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any
 ) -> None:
-    outcome = reconcile_playground(
-        dict(spec), generation=meta.get("generation"), status=dict(status), now=_now()
-    )
-    patch.status.update(outcome.status_patch)
-    for event_type, reason, message in outcome.events:
-        (kopf.info if event_type == "Normal" else kopf.warn)(body, reason=reason, message=message)
+    if event.get("type") == "DELETED":
+        return
+    try:
+        await reconcile_submission(_controller(memo), namespace, labels[SUBMISSION_LABEL])
+    except Exception:
+        metrics.RECONCILE_ERRORS.labels("Submission").inc()
+        logger.exception("reconciling submission %s/%s after a Job event", namespace, labels[SUBMISSION_LABEL])
+
+
+@kopf.on.mutate(GROUP, VERSION, SUBMISSION.plural, operation="CREATE", registry=registry)
+def stamp_submitter(patch: kopf.Patch, userinfo: kopf.UserInfo, **_: Any) -> None:
+    """The submitter is who the API server authenticated, never what the client claims."""
+    patch.metadata.setdefault("annotations", {})[SUBMITTER_ANNOTATION] = userinfo.get("username", "unknown")

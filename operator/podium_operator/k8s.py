@@ -44,6 +44,10 @@ PODS = Resource("", "v1", "pods")
 SECRETS = Resource("", "v1", "secrets")
 CONFIGMAPS = Resource("", "v1", "configmaps")
 NETWORK_POLICIES = Resource("networking.k8s.io", "v1", "networkpolicies")
+PVCS = Resource("", "v1", "persistentvolumeclaims")
+PLAYGROUNDS = Resource("podium.dev", "v1alpha1", "playgrounds")
+SUBMISSIONS = Resource("podium.dev", "v1alpha1", "submissions")
+MODEL_DEPLOYMENTS = Resource("podium.dev", "v1alpha1", "modeldeployments")
 
 
 def load_api_client() -> kubernetes.client.ApiClient:

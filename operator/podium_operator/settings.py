@@ -7,19 +7,39 @@ from dataclasses import dataclass
 
 PREFIX = "podium.dev"
 FINALIZER = f"{PREFIX}/finalizer"
+SUBMITTER_ANNOTATION = f"{PREFIX}/submitter"
 
 
 @dataclass(frozen=True)
 class OperatorConfig:
     namespace: str | None  # None watches all namespaces
-    metrics_port: int
+    metrics_port: int | None  # None: no exporter; 0: any free port
     evaluator_image: str
+    bucket: str
+    object_store_secret: str
+    object_store_env: tuple[tuple[str, str], ...]
 
     @classmethod
     def from_env(cls) -> OperatorConfig:
-        namespace = os.environ.get("PODIUM_NAMESPACE") or None
+        passed_on = ("PODIUM_S3_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "PODIUM_S3_BUCKET")
         return cls(
-            namespace=namespace,
-            metrics_port=int(os.environ.get("PODIUM_METRICS_PORT", "0")),
+            namespace=os.environ.get("PODIUM_NAMESPACE") or None,
+            metrics_port=int(os.environ["PODIUM_METRICS_PORT"]) if os.environ.get("PODIUM_METRICS_PORT") else None,
             evaluator_image=os.environ.get("PODIUM_EVALUATOR_IMAGE", "ghcr.io/podium-dev/evaluator:0.1.0"),
+            bucket=os.environ.get("PODIUM_S3_BUCKET", "podium"),
+            object_store_secret=os.environ.get("PODIUM_OBJECT_STORE_SECRET", "podium-object-store"),
+            object_store_env=tuple((key, os.environ[key]) for key in passed_on if os.environ.get(key)),
         )
+
+    def private_prefix(self, namespace: str, playground: str) -> str:
+        """Only the operator and the trusted score step (via the Secret) can read below this prefix."""
+        return f"s3://{self.bucket}/podium-private/{namespace}/{playground}"
+
+    def split_uri(self, namespace: str, playground: str) -> str:
+        return f"{self.private_prefix(namespace, playground)}/split.json"
+
+    def private_scores_uri(self, namespace: str, playground: str, submission: str) -> str:
+        return f"{self.private_prefix(namespace, playground)}/scores/{submission}.json"
+
+    def results_uri(self, namespace: str, playground: str, submission: str) -> str:
+        return f"s3://{self.bucket}/podium-results/{namespace}/{playground}/{submission}.json"

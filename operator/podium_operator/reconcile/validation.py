@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
-
 from podium.api.common import ApiModel
+from pydantic import ValidationError
 
 M = TypeVar("M", bound=ApiModel)
 

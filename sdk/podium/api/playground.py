@@ -156,6 +156,14 @@ class HoldoutSplitStatus(ApiModel):
     public_rows: int = 0
     private_rows: int = 0
     seed: int = 0
+    private_fraction: float = 0.0
+
+
+class AssignedVersion(ApiModel):
+    """The last version handed out, so a restarted operator re-uses it instead of skipping a number."""
+
+    submission: str
+    version: int
 
 
 class PlaygroundStatus(ApiModel):
@@ -163,6 +171,7 @@ class PlaygroundStatus(ApiModel):
     conditions: list[Condition] = Field(default_factory=list)
     submission_count: int = 0
     next_version: int = Field(default=1, description="Next version number; assigned by the operator only.")
+    last_assigned: AssignedVersion | None = None
     holdout_rows: int | None = None
     split: HoldoutSplitStatus | None = None
     leaderboard: list[LeaderboardRow] = Field(default_factory=list, description="Public leaderboard, top N.")

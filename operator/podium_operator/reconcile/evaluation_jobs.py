@@ -1,0 +1,207 @@
+"""Manifests for evaluating one Submission (pure builders).
+
+A model submission is evaluated by three Jobs sharing one PersistentVolumeClaim, because a
+NetworkPolicy applies to a whole pod and the untrusted step must have no network at all:
+
+1. ``stage`` (trusted): downloads the artifact and the holdout *features* into the volume.
+2. ``predict`` (untrusted): no network, no service-account token, no credentials, no labels,
+   non-root, read-only root filesystem, all capabilities dropped, seccomp RuntimeDefault.
+3. ``score`` (trusted): reads the predictions, the labels and the split; stores public and
+   private scores in the object store and a short public summary as its termination message.
+
+A predictions-only submission needs the ``score`` Job alone (it reads the predictions by URI).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from podium.evaluation.stage import staged_features_name
+
+from podium_operator.reconcile.names import (
+    MANAGED_BY,
+    PLAYGROUND_LABEL,
+    SANDBOX_LABEL,
+    STEP_LABEL,
+    SUBMISSION_LABEL,
+    child_name,
+    owner_reference,
+)
+
+Step = Literal["stage", "predict", "score"]
+DATA = "/data"
+NONROOT_UID = 65532
+
+
+@dataclass(frozen=True)
+class EvaluationPlan:
+    """Everything the builders need; derived from the Submission, its Playground and the config."""
+
+    namespace: str
+    submission: dict[str, Any]  # the Submission object (for name, uid, owner reference)
+    playground: str
+    version: int
+    task: str
+    class_labels: tuple[str, ...]
+    features_uri: str
+    labels_uri: str
+    split_uri: str | None
+    results_uri: str  # public result.json, read by the operator
+    private_uri: str  # private scores, never readable by participants
+    model_uri: str | None
+    predictions_uri: str | None
+    image: str
+    cpu: str
+    memory: str
+    timeout_seconds: int
+    object_store_secret: str
+    object_store_env: tuple[tuple[str, str], ...] = ()  # plain settings (endpoint, bucket, region)
+    volume_size: str = "2Gi"
+
+    @property
+    def name(self) -> str:
+        return str(self.submission["metadata"]["name"])
+
+    def steps(self) -> tuple[Step, ...]:
+        return ("score",) if self.model_uri is None else ("stage", "predict", "score")
+
+
+def job_name(submission: str, step: Step) -> str:
+    return child_name(submission, step)
+
+
+def volume_name(submission: str) -> str:
+    return child_name(submission, "eval")
+
+
+def _labels(plan: EvaluationPlan, step: str) -> dict[str, str]:
+    return {**MANAGED_BY, SUBMISSION_LABEL: plan.name, PLAYGROUND_LABEL: plan.playground, STEP_LABEL: step}
+
+
+def _metadata(plan: EvaluationPlan, name: str, step: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": plan.namespace,
+        "labels": _labels(plan, step),
+        "ownerReferences": [owner_reference(plan.submission)],
+    }
+
+
+def _credentials_env(plan: EvaluationPlan) -> list[dict[str, Any]]:
+    secret_keys = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    env: list[dict[str, Any]] = [
+        {"name": key, "valueFrom": {"secretKeyRef": {"name": plan.object_store_secret, "key": key}}}
+        for key in secret_keys
+    ]
+    return env + [{"name": key, "value": value} for key, value in plan.object_store_env]
+
+
+def _resources(plan: EvaluationPlan) -> dict[str, Any]:
+    amounts = {"cpu": plan.cpu, "memory": plan.memory}
+    return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def _restricted_security() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": NONROOT_UID,
+        "runAsGroup": NONROOT_UID,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _step_command(plan: EvaluationPlan, step: Step) -> list[str]:
+    if step == "stage":
+        assert plan.model_uri is not None
+        return [
+            "python", "-m", "podium.evaluation.stage",
+            "--artifact", plan.model_uri, "--features", plan.features_uri, "--dest", DATA,
+        ]  # fmt: skip
+    if step == "predict":
+        return [
+            "python", "-m", "podium.evaluation.predict",
+            "--artifact", f"{DATA}/model", "--features", f"{DATA}/{staged_features_name(plan.features_uri)}",
+            "--out", f"{DATA}/out",
+        ]  # fmt: skip
+    predictions = plan.predictions_uri or f"{DATA}/out/predictions.npz"
+    command = [
+        "python", "-m", "podium.evaluation.scorejob",
+        "--predictions", predictions, "--labels", plan.labels_uri, "--task", plan.task,
+        "--class-labels-json", json.dumps(list(plan.class_labels)),
+        "--results", plan.results_uri, "--private", plan.private_uri,
+    ]  # fmt: skip
+    if plan.split_uri:
+        command += ["--split", plan.split_uri]
+    if plan.model_uri is not None:
+        command += ["--metadata", f"{DATA}/out/metadata.json"]
+    return command
+
+
+def evaluation_job(plan: EvaluationPlan, step: Step) -> dict[str, Any]:
+    untrusted = step == "predict"
+    container: dict[str, Any] = {
+        "name": step,
+        "image": plan.image,
+        "command": _step_command(plan, step),
+        "resources": _resources(plan),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": _restricted_security(),
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "env": [] if untrusted else _credentials_env(plan),
+    }
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
+    if plan.model_uri is not None:
+        container["volumeMounts"].append({"name": "data", "mountPath": DATA})
+        volumes.append({"name": "data", "persistentVolumeClaim": {"claimName": volume_name(plan.name)}})
+    pod_labels = _labels(plan, step) | ({SANDBOX_LABEL: "true"} if untrusted else {})
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(plan, job_name(plan.name, step), step),
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": plan.timeout_seconds,
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    # Only the trusted steps need credentials, and those come from a Secret, not a token.
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": {"runAsNonRoot": True, "fsGroup": NONROOT_UID,
+                                        "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [container],
+                    "volumes": volumes,
+                },
+            },
+        },
+    }
+
+
+def evaluation_volume(plan: EvaluationPlan) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _metadata(plan, volume_name(plan.name), "eval"),
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": plan.volume_size}}},
+    }
+
+
+def sandbox_network_policy(namespace: str) -> dict[str, Any]:
+    """Deny all egress and ingress for untrusted pods (the chart ships the same policy)."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "podium-deny-predict-egress", "namespace": namespace, "labels": dict(MANAGED_BY)},
+        "spec": {
+            "podSelector": {"matchLabels": {SANDBOX_LABEL: "true"}},
+            "policyTypes": ["Egress", "Ingress"],
+            "egress": [],
+            "ingress": [],
+        },
+    }

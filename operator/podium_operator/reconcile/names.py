@@ -1,0 +1,32 @@
+"""Deterministic child names and labels: a restarted operator finds, never duplicates, its children."""
+
+from __future__ import annotations
+
+import hashlib
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "podium"}
+SUBMISSION_LABEL = "podium.dev/submission"
+PLAYGROUND_LABEL = "podium.dev/playground"
+STEP_LABEL = "podium.dev/step"
+SANDBOX_LABEL = "podium.dev/sandbox"
+
+
+def child_name(parent: str, suffix: str, limit: int = 63) -> str:
+    """``<parent>-<suffix>``, shortened with a stable hash when it would exceed a DNS label."""
+    name = f"{parent}-{suffix}"
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    keep = limit - len(suffix) - len(digest) - 2
+    return f"{parent[:keep].rstrip('-')}-{digest}-{suffix}"
+
+
+def owner_reference(owner: dict) -> dict:
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }

@@ -1,0 +1,110 @@
+"""Evaluation Job manifests: valid Kubernetes objects, and the trust boundary holds in what they say."""
+
+from __future__ import annotations
+
+import json
+
+import kubernetes_validate
+import pytest
+
+from podium_operator.reconcile.evaluation_jobs import (
+    EvaluationPlan,
+    evaluation_job,
+    evaluation_volume,
+    job_name,
+    sandbox_network_policy,
+)
+from podium_operator.reconcile.names import child_name
+
+SUBMISSION = {
+    "apiVersion": "podium.dev/v1alpha1",
+    "kind": "Submission",
+    "metadata": {"name": "iris-logreg", "namespace": "team", "uid": "0b7c-1"},
+}
+
+
+def plan(**overrides) -> EvaluationPlan:
+    values = dict(
+        namespace="team", submission=SUBMISSION, playground="iris", version=3, task="classification",
+        class_labels=("setosa", "versicolor", "virginica"), features_uri="s3://podium/iris/features.csv",
+        labels_uri="s3://podium/iris/labels.csv", split_uri="s3://podium/podium-private/team/iris/split.json",
+        results_uri="s3://podium/podium-results/team/iris/iris-logreg.json",
+        private_uri="s3://podium/podium-private/team/iris/scores/iris-logreg.json",
+        model_uri="s3://podium/submissions/iris-logreg.tar.gz", predictions_uri=None,
+        image="ghcr.io/podium-dev/evaluator:0.1.0", cpu="1", memory="2Gi", timeout_seconds=300,
+        object_store_secret="podium-object-store", object_store_env=(("PODIUM_S3_ENDPOINT", "http://minio:9000"),),
+    )
+    return EvaluationPlan(**(values | overrides))
+
+
+def _all_manifests(p: EvaluationPlan):
+    return [evaluation_job(p, step) for step in p.steps()] + [evaluation_volume(p), sandbox_network_policy("team")]
+
+
+@pytest.mark.parametrize("version", ["1.31", "1.33"])
+def test_every_manifest_validates_against_kubernetes_schemas(version):
+    for manifest in _all_manifests(plan()) + _all_manifests(plan(model_uri=None, predictions_uri="s3://p/x.npz")):
+        kubernetes_validate.validate(manifest, version, strict=True)
+
+
+def test_model_submission_has_three_steps_predictions_only_one():
+    assert plan().steps() == ("stage", "predict", "score")
+    assert plan(model_uri=None, predictions_uri="s3://p/x.npz").steps() == ("score",)
+
+
+def test_predict_step_is_sandboxed():
+    job = evaluation_job(plan(), "predict")
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["automountServiceAccountToken"] is False
+    assert container["env"] == []  # no credentials of any kind
+    security = container["securityContext"]
+    assert security["runAsNonRoot"] and security["readOnlyRootFilesystem"]
+    assert security["allowPrivilegeEscalation"] is False and security["capabilities"] == {"drop": ["ALL"]}
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["resources"]["limits"] == {"cpu": "1", "memory": "2Gi"}
+    assert job["spec"]["activeDeadlineSeconds"] == 300 and job["spec"]["backoffLimit"] == 0
+    assert job["spec"]["template"]["metadata"]["labels"]["podium.dev/sandbox"] == "true"
+    command = " ".join(container["command"])
+    assert "labels" not in command and "s3://" not in command  # only staged features, never the labels
+
+
+def test_network_policy_selects_exactly_the_sandboxed_pods():
+    policy = sandbox_network_policy("team")
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    predict_labels = evaluation_job(plan(), "predict")["spec"]["template"]["metadata"]["labels"]
+    score_labels = evaluation_job(plan(), "score")["spec"]["template"]["metadata"]["labels"]
+    assert selector.items() <= predict_labels.items()
+    assert not selector.items() <= score_labels.items()
+    assert policy["spec"]["egress"] == [] and "Egress" in policy["spec"]["policyTypes"]
+
+
+def test_trusted_steps_get_credentials_from_the_secret_only():
+    for step in ("stage", "score"):
+        env = evaluation_job(plan(), step)["spec"]["template"]["spec"]["containers"][0]["env"]
+        secret_refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in env if "valueFrom" in e}
+        assert secret_refs == {"AWS_ACCESS_KEY_ID": "podium-object-store", "AWS_SECRET_ACCESS_KEY": "podium-object-store"}
+        assert all("SECRET" not in e["name"] or "valueFrom" in e for e in env)
+
+
+def test_score_command_carries_labels_split_and_private_destination():
+    command = evaluation_job(plan(), "score")["spec"]["template"]["spec"]["containers"][0]["command"]
+    arguments = dict(zip(command[3::2], command[4::2], strict=False))
+    assert arguments["--labels"] == "s3://podium/iris/labels.csv"
+    assert arguments["--split"].endswith("split.json")
+    assert arguments["--private"].startswith("s3://podium/podium-private/")
+    assert json.loads(arguments["--class-labels-json"]) == ["setosa", "versicolor", "virginica"]
+
+
+def test_children_are_owned_and_deterministically_named():
+    for manifest in (evaluation_job(plan(), "stage"), evaluation_volume(plan())):
+        (owner,) = manifest["metadata"]["ownerReferences"]
+        assert owner["uid"] == "0b7c-1" and owner["controller"] is True
+    assert evaluation_job(plan(), "score")["metadata"]["name"] == job_name("iris-logreg", "score") == "iris-logreg-score"
+
+
+def test_long_names_are_shortened_stably_within_63_characters():
+    long = "x" * 80
+    assert len(child_name(long, "predict")) <= 63
+    assert child_name(long, "predict") == child_name(long, "predict") != child_name("y" * 80, "predict")
+    assert child_name(long, "predict").endswith("-predict")
