@@ -11,7 +11,7 @@ from podium.api import GROUP, PLAYGROUND, SUBMISSION, VERSION
 from podium_operator import k8s, metrics
 from podium_operator.playgrounds import reconcile_playground, waiting_submissions
 from podium_operator.reconcile.names import MANAGED_BY, SUBMISSION_LABEL
-from podium_operator.settings import FINALIZER, PREFIX, SUBMITTER_ANNOTATION, OperatorConfig
+from podium_operator.settings import FINALIZER, PREFIX, SUBMITTER_ANNOTATION, WEBHOOK, OperatorConfig
 from podium_operator.submissions import Controller, reconcile_submission
 
 registry = kopf.OperatorRegistry()
@@ -37,6 +37,12 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # Only our own Jobs are streamed (server-side selector), never every Job of the cluster.
     settings.watching.label_selectors["batch", "v1", "jobs"] = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
     config = OperatorConfig.from_env()
+    if WEBHOOK.enabled:
+        settings.admission.server = kopf.WebhookServer(
+            addr="0.0.0.0", port=WEBHOOK.port, host=WEBHOOK.host, certfile=WEBHOOK.certfile,
+            pkeyfile=WEBHOOK.keyfile,
+        )
+        settings.admission.managed = PREFIX
     memo.controller = Controller(k8s.KubeClient(), config)
     if config.metrics_port is not None:
         logger.info("metrics on port %d", metrics.serve(config.metrics_port))
@@ -99,7 +105,12 @@ async def evaluation_job_changed(
         logger.exception("reconciling submission %s/%s after a Job event", namespace, labels[SUBMISSION_LABEL])
 
 
-@kopf.on.mutate(GROUP, VERSION, SUBMISSION.plural, operation="CREATE", registry=registry)
-def stamp_submitter(patch: kopf.Patch, userinfo: kopf.UserInfo, **_: Any) -> None:
+def _stamp_submitter(patch: kopf.Patch, userinfo: kopf.UserInfo, **_: Any) -> None:
     """The submitter is who the API server authenticated, never what the client claims."""
     patch.metadata.setdefault("annotations", {})[SUBMITTER_ANNOTATION] = userinfo.get("username", "unknown")
+
+
+# The admission webhook needs a TLS server reachable by the API server (the chart provides one);
+# local mode has no webhooks, so there the annotation set by the client is taken as is.
+if WEBHOOK.enabled:
+    kopf.on.mutate(GROUP, VERSION, SUBMISSION.plural, operation="CREATE", registry=registry)(_stamp_submitter)

@@ -39,6 +39,8 @@ class Resource:
         return base
 
 
+PATCH_TYPES = {"merge": "application/merge-patch+json", "json": "application/json-patch+json"}
+
 JOBS = Resource("batch", "v1", "jobs")
 PODS = Resource("", "v1", "pods")
 SECRETS = Resource("", "v1", "secrets")
@@ -66,21 +68,19 @@ class KubeClient:
     def _call(
         self, method: str, path: str, *, body: Any = None, query: dict[str, Any] | None = None, patch: str = "merge"
     ) -> dict[str, Any]:
-        content_type = {
-            "merge": "application/merge-patch+json",
-            "json": "application/json-patch+json",
-        }[patch] if method == "PATCH" else "application/json"
-        response = self.api.call_api(
-            path,
+        content_type = PATCH_TYPES[patch] if method == "PATCH" else "application/json"
+        verb, url, headers, payload, _ = self.api.param_serialize(
             method,
+            path,
             query_params=list((query or {}).items()),
             header_params={"Accept": "application/json", "Content-Type": content_type},
             body=body,
             auth_settings=["BearerToken"],
-            _preload_content=False,
-            _return_http_data_only=True,
         )
-        data = response.data
+        response = self.api.call_api(verb, url, header_params=headers, body=payload)
+        data = response.read()
+        if not 200 <= response.status < 300:
+            raise ApiException.from_response(http_resp=response, body=data.decode(errors="replace"), data=None)
         return json.loads(data) if data else {}
 
     async def _run(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:

@@ -43,3 +43,30 @@ class OperatorConfig:
 
     def results_uri(self, namespace: str, playground: str, submission: str) -> str:
         return f"s3://{self.bucket}/podium-results/{namespace}/{playground}/{submission}.json"
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """TLS admission server settings (from the chart's cert-manager Secret); disabled when unset."""
+
+    host: str | None
+    port: int
+    certfile: str | None
+    keyfile: str | None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host and self.certfile and self.keyfile)
+
+    @classmethod
+    def from_env(cls) -> WebhookConfig:
+        cert_dir = os.environ.get("PODIUM_WEBHOOK_CERT_DIR")
+        return cls(
+            host=os.environ.get("PODIUM_WEBHOOK_HOST"),
+            port=int(os.environ.get("PODIUM_WEBHOOK_PORT", "9443")),
+            certfile=f"{cert_dir}/tls.crt" if cert_dir else None,
+            keyfile=f"{cert_dir}/tls.key" if cert_dir else None,
+        )
+
+
+WEBHOOK = WebhookConfig.from_env()

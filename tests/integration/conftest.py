@@ -1,59 +1,43 @@
-"""Integration fixtures: the real operator (a `python -m podium_operator` process) against the API emulator."""
+"""Integration fixtures: the whole local cluster (API emulator, object store, job runner, real operator)."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import kubernetes.client
 import pytest
-
-from podium.api.crdgen import write_crds
-from podium_operator.local.apiserver import ApiServer
-
-
-class Operator:
-    """The operator as a child process, restartable and killable like a pod."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env, self.log = env, log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "podium_operator"], env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT
-        )
-
-    def stop(self, *, kill: bool = False) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill() if kill else self.process.terminate()
-            self.process.wait(timeout=20)
-        self.process = None
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
+from podium_operator.local.cluster import LocalCluster
 
 
 @pytest.fixture
-def cluster_api(tmp_path: Path) -> Iterator[ApiServer]:
-    with ApiServer(crd_paths=write_crds(tmp_path / "crds")) as server:
-        yield server
+def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalCluster]:
+    with LocalCluster(tmp_path / "cluster") as running:
+        # The SDK and podium.storage in this process talk to this cluster and its object store.
+        for key, value in running.environment().items():
+            if key == "KUBECONFIG" or key.startswith(("AWS_", "PODIUM_")):
+                monkeypatch.setenv(key, value)
+        yield running
+        log = running.state_dir / "operator.log"
+        if log.exists():
+            assert "Traceback" not in log.read_text(errors="replace"), log.read_text(errors="replace")[-4000:]
 
 
 @pytest.fixture
-def custom_objects(cluster_api: ApiServer) -> kubernetes.client.CustomObjectsApi:
+def custom_objects(cluster: LocalCluster) -> kubernetes.client.CustomObjectsApi:
     config = kubernetes.client.Configuration()
-    config.host = cluster_api.url
+    assert cluster.api is not None
+    config.host = cluster.api.url
     return kubernetes.client.CustomObjectsApi(kubernetes.client.ApiClient(config))
 
 
 @pytest.fixture
-def operator(cluster_api: ApiServer, tmp_path: Path) -> Iterator[Operator]:
-    kubeconfig = cluster_api.write_kubeconfig(tmp_path / "kubeconfig")
-    running = Operator({**os.environ, "KUBECONFIG": str(kubeconfig)}, tmp_path / "operator.log")
-    running.start()
-    yield running
-    running.stop()
+def core(cluster: LocalCluster) -> kubernetes.client.CoreV1Api:
+    config = kubernetes.client.Configuration()
+    assert cluster.api is not None
+    config.host = cluster.api.url
+    return kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(config))
+
+
+__all__ = ["os"]

@@ -1,0 +1,117 @@
+"""Structural-schema handling of custom resources, as the API server does it (pure functions).
+
+On every write of a custom resource the server prunes unknown fields, applies ``default``s
+and validates against the CRD version's ``openAPIV3Schema``. CEL rules
+(``x-kubernetes-validations``) and ``format``s are not checked here.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import jsonschema
+
+Schema = Mapping[str, Any]
+
+# Always kept at the top level (and in embedded resources), whatever the schema says.
+_OBJECT_ENVELOPE = ("apiVersion", "kind", "metadata")
+
+
+def prune(value: Any, schema: Schema) -> tuple[Any, list[str]]:
+    """Drop fields not declared in the schema; also return the dropped fields' paths."""
+    dropped: list[str] = []
+    return _prune(value, schema, "", dropped, root=True), dropped
+
+
+def apply_defaults(value: Any, schema: Schema) -> Any:
+    """Fill in absent fields that have a ``default`` (recursively, also inside defaults)."""
+    if isinstance(value, list):
+        items = schema.get("items", {})
+        return [apply_defaults(item, items) for item in value]
+    if not isinstance(value, dict):
+        return value
+    result = dict(value)
+    for key, subschema in schema.get("properties", {}).items():
+        if key not in result and "default" in subschema:
+            result[key] = copy.deepcopy(subschema["default"])
+    for key, item in result.items():
+        if (subschema := _property_schema(schema, key)) is not None:
+            result[key] = apply_defaults(item, subschema)
+    return result
+
+
+def validate(value: Any, schema: Schema) -> list[tuple[str, str]]:
+    """Return ``(field path, message)`` pairs for every violation; empty if valid."""
+    validator = jsonschema.Draft4Validator(_to_json_schema(schema))
+    found: dict[str, str] = {}
+    for error in validator.iter_errors(value):
+        for path, message in _describe(error):
+            found.setdefault(path, message)
+    return sorted(found.items())
+
+
+def _prune(value: Any, schema: Schema, path: str, dropped: list[str], root: bool = False) -> Any:
+    if isinstance(value, list):
+        items = schema.get("items", {})
+        return [_prune(item, items, f"{path}[{index}]", dropped) for index, item in enumerate(value)]
+    if not isinstance(value, dict):
+        return value
+    keep_envelope = root or schema.get("x-kubernetes-embedded-resource", False)
+    result: dict[str, Any] = {}
+    for key, item in value.items():
+        if keep_envelope and key in _OBJECT_ENVELOPE:
+            result[key] = item
+        elif (subschema := _property_schema(schema, key)) is not None:
+            result[key] = _prune(item, subschema, _join(path, key), dropped)
+        elif schema.get("x-kubernetes-preserve-unknown-fields"):
+            result[key] = item
+        else:
+            dropped.append(_join(path, key))
+    return result
+
+
+def _property_schema(schema: Schema, key: str) -> Schema | None:
+    properties = schema.get("properties", {})
+    if key in properties:
+        return properties[key]
+    additional = schema.get("additionalProperties")
+    return additional if isinstance(additional, Mapping) else None
+
+
+def _to_json_schema(schema: Any) -> Any:
+    # OpenAPI's `nullable` and Kubernetes' int-or-string have no JSON-Schema keyword of their own.
+    if isinstance(schema, list):
+        return [_to_json_schema(item) for item in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    result = {key: _to_json_schema(item) for key, item in schema.items() if key != "default"}
+    if schema.get("x-kubernetes-int-or-string"):
+        result.pop("type", None)
+        result["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    if schema.get("nullable") and "type" in result:
+        result["type"] = [result["type"], "null"]
+    return result
+
+
+def _describe(error: jsonschema.ValidationError) -> Iterator[tuple[str, str]]:
+    path = _field_path(error.absolute_path)
+    if error.validator == "required":
+        for missing in error.validator_value:
+            if isinstance(error.instance, Mapping) and missing not in error.instance:
+                yield _join(path, missing), "Required value"
+    else:
+        yield path or "<root>", f"Invalid value: {json.dumps(error.instance)}: {error.message}"
+
+
+def _field_path(parts: Any) -> str:
+    path = ""
+    for part in parts:
+        path = f"{path}[{part}]" if isinstance(part, int) else _join(path, str(part))
+    return path
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key

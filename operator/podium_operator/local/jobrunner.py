@@ -1,0 +1,253 @@
+"""Local mode's Job controller and kubelet: run each ``batch/v1`` Job's pod as local processes.
+
+The runner watches Jobs through the API server and, for each one that is neither finished
+nor suspended, creates Pods (one at a time, until ``completions`` succeed or the Job fails),
+runs their containers as processes (see :mod:`.jobrunner_plan` for how a container spec
+becomes a process, including the path-mapping rule for volumes) and writes Pod and Job
+status as the kubelet and the Job controller would (:mod:`.jobrunner_status`).
+
+Behaviour worth knowing:
+
+- Volumes are directories under ``<workdir>/<ns>/<pod>/``; a ``mountPath`` (and the
+  termination-message path) is rewritten to its directory wherever it appears in
+  ``command``, ``args``, ``env`` values and ``workingDir`` (no symlinks, no bind mounts:
+  pods never share one). The termination file's real path is also in
+  ``PODIUM_TERMINATION_LOG``. Details in :mod:`.jobrunner_plan`.
+- ``limits.memory`` becomes ``RLIMIT_AS`` (address space, so generous for runtimes that
+  reserve much virtual memory); a failure with a ``MemoryError``-like log is ``OOMKilled``.
+  ``limits.cpu`` is not enforced.
+- Logs (stdout and stderr together) stay in ``<workdir>/<ns>/<pod>/<container>.log`` after
+  the pod ends; read them with :meth:`JobRunner.logs`.
+- ``backoffLimit`` (default 6) counts failed pods; a replacement pod waits
+  ``retry_delay * 2**(failures - 1)`` seconds (capped at a minute; Kubernetes starts at 10 s).
+- ``activeDeadlineSeconds`` counts from the Job's ``startTime``: the running pod gets SIGTERM,
+  then SIGKILL after ``min(terminationGracePeriodSeconds, max_grace)``.
+- ``max_parallel`` caps running pods across all Jobs; queued Jobs wait without a Pod.
+- Restart-safe: finished Jobs are left alone; a Job's pods that were active when a previous
+  runner stopped are marked Failed (reason ``RunnerRestarted``) and count as failures.
+- Deleting a Job kills its processes (its Pods go with the owner-reference cascade);
+  ``spec.suspend: true`` kills them too and deletes the active Pod, as Kubernetes does.
+- ``sandbox`` may rewrite each container's :class:`ContainerPlan` just before it starts.
+
+Gaps: Indexed Jobs, ``parallelism`` > 1, ``podFailurePolicy``, ``successPolicy``,
+``ttlSecondsAfterFinished``, sidecars (``restartPolicy: Always`` init containers), probes,
+``OnFailure`` (treated as ``Never``), deleting a Pod (not its Job) does not kill it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Coroutine, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from podium_operator.local.jobrunner_job import JobController, Settings, pod_dir
+from podium_operator.local.jobrunner_kube import ApiError, KubeApi, jobs_path
+from podium_operator.local.jobrunner_plan import ContainerPlan, PodPlan, plan_pod
+from podium_operator.local.jobrunner_pod import Sandbox
+from podium_operator.local.jobrunner_status import job_is_finished
+
+__all__ = ["ContainerPlan", "JobRunner", "PodPlan", "plan_pod"]
+
+log = logging.getLogger(__name__)
+
+# What pods inherit from the host; the rest (credentials above all) stays out.
+PASSTHROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
+
+
+class JobRunner:
+    """Runs Jobs found through the API at ``api_url`` until stopped (in its own thread)."""
+
+    def __init__(
+        self,
+        api_url: str,
+        workdir: Path,
+        *,
+        namespace: str | None = None,
+        max_parallel: int = 2,
+        sandbox: Sandbox | None = None,
+        base_env: Mapping[str, str] | None = None,
+        max_grace: float = 2.0,
+        retry_delay: float = 0.5,
+    ) -> None:
+        self.api_url = api_url
+        self.workdir = Path(workdir)
+        self.namespace = namespace
+        self._max_parallel = max_parallel
+        self._settings = Settings(
+            workdir=self.workdir,
+            sandbox=sandbox,
+            base_env=dict(base_env) if base_env is not None else _passthrough(os.environ),
+            max_grace=max_grace,
+            retry_delay=retry_delay,
+        )
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        # Loop-side state, keyed by Job uid.
+        self._tasks: dict[str, asyncio.Task[bool]] = {}
+        self._latest: dict[str, dict[str, Any]] = {}
+        self._finished: set[str] = set()
+
+    # --- Thread side ------------------------------------------------------------------------
+
+    def start(self) -> JobRunner:
+        """Start the thread; return once the Jobs are listed (raise if the API is unreachable)."""
+        if self._thread is not None:
+            raise RuntimeError("The job runner is already started.")
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        self._thread = threading.Thread(
+            target=self._run_thread, args=(ready, failure), name="podium-jobrunner", daemon=True
+        )
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread.join()
+            self._thread = None
+            raise failure[0]
+        return self
+
+    def stop(self) -> None:
+        """Kill all running processes and join the thread. Idempotent."""
+        if self._thread is None:
+            return
+        if self._loop is not None and self._stopping is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        self._thread.join()
+        self._thread = None
+
+    def __enter__(self) -> JobRunner:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def log_path(self, namespace: str, pod: str, container: str) -> Path:
+        return self.pod_dir(namespace, pod) / f"{container}.log"
+
+    def pod_dir(self, namespace: str, pod: str) -> Path:
+        return pod_dir(self.workdir, namespace, pod)
+
+    def logs(self, namespace: str, pod: str, container: str) -> str:
+        """A container's stdout and stderr so far (FileNotFoundError if it never started)."""
+        return self.log_path(namespace, pod, container).read_text(errors="replace")
+
+    def _run_thread(self, ready: threading.Event, failure: list[BaseException]) -> None:
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._loop.run_until_complete(self._main(ready))
+        except BaseException as e:  # report startup failures to start()
+            failure.append(e)
+        finally:
+            ready.set()
+            self._loop.close()
+
+    # --- Loop side: watching ---------------------------------------------------------------
+
+    async def _main(self, ready: threading.Event) -> None:
+        self._stopping = asyncio.Event()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+            self._api = KubeApi(self.api_url, session)
+            self._controller = JobController(self._api, asyncio.Semaphore(self._max_parallel), self._settings)
+            items, version = await self._api.list(jobs_path(self.namespace))
+            self._relisted(items)
+            ready.set()
+            watcher = asyncio.create_task(self._watch(version))
+            await self._stopping.wait()
+            watcher.cancel()
+            tasks = [watcher, *self._tasks.values()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _watch(self, version: str) -> None:
+        path = jobs_path(self.namespace)
+        while True:
+            try:
+                async for event in self._api.watch(path, resource_version=version):
+                    obj = event.get("object", {})
+                    version = obj.get("metadata", {}).get("resourceVersion", version)
+                    if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                        self._on_event(event["type"], obj)
+            except (aiohttp.ClientError, ApiError, TimeoutError) as e:
+                log.debug("Job watch interrupted: %s", e)
+                await asyncio.sleep(0.5)
+            # The stream ended or failed: relist, so that nothing is missed in between.
+            with contextlib.suppress(aiohttp.ClientError, ApiError, TimeoutError):
+                items, version = await self._api.list(path)
+                self._relisted(items)
+
+    def _relisted(self, jobs: Sequence[dict[str, Any]]) -> None:
+        present = {job["metadata"].get("uid") for job in jobs}
+        for uid in [uid for uid in self._latest if uid not in present]:
+            self._on_event("DELETED", self._latest[uid])
+        for job in jobs:
+            self._on_event("ADDED", job)
+
+    def _on_event(self, kind: str, job: dict[str, Any]) -> None:
+        """Level-triggered: compare the Job's latest state with what runs for it."""
+        uid = job.get("metadata", {}).get("uid")
+        if not uid:
+            log.warning("Ignoring a Job without uid: %s", job.get("metadata", {}).get("name"))
+            return
+        task = self._tasks.get(uid)
+        if kind == "DELETED":
+            self._latest.pop(uid, None)
+            if task is not None:
+                task.cancel()  # kills its processes
+            return
+        self._latest[uid] = job
+        if uid in self._finished or task is not None and task.get_name() == "suspend":
+            return
+        if job_is_finished(job):
+            self._finished.add(uid)
+        elif job.get("spec", {}).get("suspend"):
+            if task is not None:
+                self._track(uid, self._controller.suspend(job, task), "suspend")
+        elif task is None:
+            self._track(uid, self._controller.drive(job), "drive")
+
+    def _track(self, uid: str, coro: Coroutine[Any, Any, bool], name: str) -> None:
+        """Run a controller coroutine for a Job; it returns True when the Job needs nothing more."""
+        task = asyncio.create_task(coro, name=name)
+        self._tasks[uid] = task
+
+        def done(_: asyncio.Task[bool]) -> None:
+            if self._tasks.get(uid) is not task:
+                return
+            del self._tasks[uid]
+            if task.cancelled():  # deleted, suspended or stopping: nothing to catch up with
+                return
+            failure = task.exception()
+            if failure is None and task.result():
+                self._finished.add(uid)
+                return
+            if failure is not None:
+                log.error("Job %s: %r", uid, failure, exc_info=failure)
+            # Catch up with what happened meanwhile, e.g. a resume during a suspension, after a
+            # pause: the watch may lag behind what the task saw, and the API may be down.
+            asyncio.get_running_loop().call_later(1.0 if failure else 0.2, self._catch_up, uid)
+
+        task.add_done_callback(done)
+
+    def _catch_up(self, uid: str) -> None:
+        stopping = self._stopping is not None and self._stopping.is_set()
+        if uid in self._latest and uid not in self._tasks and not stopping:
+            self._on_event("MODIFIED", self._latest[uid])
+
+
+def _passthrough(environ: Mapping[str, str]) -> dict[str, str]:
+    return {k: environ[k] for k in PASSTHROUGH_ENV if k in environ}

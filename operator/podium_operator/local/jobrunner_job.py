@@ -1,0 +1,237 @@
+"""The Job controller for one Job: create pods one attempt at a time until the Job is over.
+
+Counts are derived from the Job's pods, as Kubernetes' controller does, so that a restarted
+runner resumes where the previous one stopped (see :meth:`JobController.drive`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from podium_operator.local.jobrunner_kube import (
+    ApiError,
+    KubeApi,
+    core_path,
+    job_path,
+    pod_path,
+    pods_path,
+)
+from podium_operator.local.jobrunner_plan import (
+    PodPlan,
+    PodRefs,
+    config_map_data,
+    plan_pod,
+    pod_manifest,
+    pod_template_spec,
+    referenced_objects,
+    secret_data,
+)
+from podium_operator.local.jobrunner_pod import PodRun, Sandbox
+from podium_operator.local.jobrunner_status import (
+    Verdict,
+    job_deadline,
+    job_is_finished,
+    job_status,
+    job_verdict,
+    parse_timestamp,
+    pod_is_finished,
+    set_condition,
+)
+
+log = logging.getLogger(__name__)
+
+NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet of Kubernetes' generated names
+DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
+MAX_RETRY_DELAY = 60.0
+_API_ERRORS = (aiohttp.ClientError, ApiError, TimeoutError)
+
+Report = Callable[[int], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Settings:
+    workdir: Path
+    sandbox: Sandbox | None
+    base_env: Mapping[str, str]
+    max_grace: float
+    retry_delay: float
+
+
+def pod_dir(workdir: Path, namespace: str, pod: str) -> Path:
+    return workdir / namespace / pod
+
+
+class JobController:
+    """Drives Jobs through ``api``; ``slots`` caps the pods running at once across all Jobs."""
+
+    def __init__(self, api: KubeApi, slots: asyncio.Semaphore, settings: Settings) -> None:
+        self._api = api
+        self._slots = slots
+        self._settings = settings
+
+    async def drive(self, job: Mapping[str, Any]) -> bool:
+        """Run ``job`` to its end. True when it is over (or gone); False when it is suspended."""
+        ns, name, uid = _identity(job)
+        fresh = await self._api.get(job_path(ns, name))
+        if fresh is None or fresh["metadata"].get("uid") != uid or job_is_finished(fresh):
+            return True
+        if fresh.get("spec", {}).get("suspend"):
+            return False
+        spec, status = fresh.get("spec", {}), fresh.get("status") or {}
+        conditions = status.get("conditions") or []
+        if any(c.get("type") == "Suspended" and c.get("status") == "True" for c in conditions):
+            conditions = set_condition(conditions, "Suspended", "False", "JobResumed", "Job resumed", _now())
+            start = _now()  # Kubernetes restarts the deadline clock on resume
+        else:
+            start = parse_timestamp(status["startTime"]) if status.get("startTime") else _now()
+        succeeded, failed = await self._count_pods(ns, uid)
+        deadline = job_deadline(spec, start)
+
+        async def report(active: int, verdict: Verdict | None = None) -> None:
+            body = job_status(
+                start_time=start, active=active, succeeded=succeeded, failed=failed,
+                now=_now(), verdict=verdict, conditions=conditions,
+            )  # fmt: skip
+            await self._api.merge_patch(job_path(ns, name) + "/status", {"status": body})
+
+        await report(0)
+        retry = False
+        while (
+            verdict := job_verdict(spec, succeeded=succeeded, failed=failed, start_time=start, now=_now())
+        ) is None:
+            remaining = (deadline - _now()).total_seconds() if deadline else None
+            if retry:  # back off before a replacement pod, but not past the deadline
+                delay = min(self._settings.retry_delay * 2 ** (failed - 1), MAX_RETRY_DELAY)
+                await asyncio.sleep(delay if remaining is None else min(delay, remaining))
+                retry = False
+                continue
+            try:
+                await asyncio.wait_for(self._slots.acquire(), remaining)
+            except TimeoutError:
+                continue  # the deadline passed while queued
+            try:
+                ok = await self._run_pod(fresh, deadline, report)
+            finally:
+                self._slots.release()
+            succeeded, failed, retry = succeeded + ok, failed + (not ok), not ok
+        await report(0, verdict)
+        log.info("Job %s/%s: %s (%s)", ns, name, verdict.type, verdict.reason)
+        return True
+
+    async def suspend(self, job: Mapping[str, Any], driver: asyncio.Task[bool]) -> bool:
+        """Stop ``driver``, delete the active pod (it does not count as failed), mark the Job Suspended."""
+        ns, name, uid = _identity(job)
+        driver.cancel()
+        await asyncio.gather(driver, return_exceptions=True)
+        for pod in await self._owned_pods(ns, uid):
+            if not pod_is_finished(pod):
+                await self._api.delete(pod_path(ns, pod["metadata"]["name"]))
+        fresh = await self._api.get(job_path(ns, name))
+        if fresh is not None:
+            conditions = (fresh.get("status") or {}).get("conditions") or []
+            conditions = set_condition(
+                conditions, "Suspended", "True", "JobSuspended", "Job suspended", _now()
+            )
+            patch = {"status": {"active": None, "conditions": conditions}}
+            await self._api.merge_patch(job_path(ns, name) + "/status", patch)
+        return False
+
+    async def _run_pod(self, job: Mapping[str, Any], deadline: datetime | None, report: Report) -> bool:
+        ns, name, _ = _identity(job)
+        pod = await self._create_pod(job)
+        pod_name = pod["metadata"]["name"]
+        await report(1)
+
+        async def publish(status: dict[str, Any]) -> None:
+            try:
+                await self._api.merge_patch(pod_path(ns, pod_name) + "/status", {"status": status})
+            except _API_ERRORS as e:  # keep the processes running; the next report may pass
+                log.warning("Pod %s/%s: status not written: %s", ns, pod_name, e)
+
+        async def make_plan() -> PodPlan:
+            return plan_pod(
+                job,
+                pod_name=pod_name,
+                pod_dir=pod_dir(self._settings.workdir, ns, pod_name),
+                refs=await self._fetch_refs(ns, pod_template_spec(job)),
+                base_env=self._settings.base_env,
+            )
+
+        run = PodRun(pod["spec"], publish, sandbox=self._settings.sandbox, max_grace=self._settings.max_grace)
+        timer = None
+        if deadline is not None:
+            delay = max(0.0, (deadline - _now()).total_seconds())
+            timer = asyncio.get_running_loop().call_later(
+                delay, run.kill, "DeadlineExceeded", DEADLINE_MESSAGE
+            )
+        try:
+            ok = await run.run(make_plan)
+        finally:
+            if timer is not None:
+                timer.cancel()
+        log.info("Pod %s/%s (job %s): %s", ns, pod_name, name, "succeeded" if ok else "failed")
+        return ok
+
+    async def _create_pod(self, job: Mapping[str, Any]) -> dict[str, Any]:
+        ns, name, _ = _identity(job)
+        for _attempt in range(5):  # name clashes are unlikely, but a clash is not a failure
+            pod_name = f"{name}-{''.join(random.choices(NAME_ALPHABET, k=5))}"
+            try:
+                return await self._api.create(pods_path(ns), pod_manifest(job, pod_name))
+            except ApiError as e:
+                if e.status != 409:
+                    raise
+        raise RuntimeError(f"could not find a free pod name for job {ns}/{name}")
+
+    async def _fetch_refs(self, ns: str, pod_spec: Mapping[str, Any]) -> PodRefs:
+        secret_names, config_map_names = referenced_objects(pod_spec)
+        secrets = {n: await self._api.get(core_path(ns, "secrets", n)) for n in secret_names}
+        config_maps = {n: await self._api.get(core_path(ns, "configmaps", n)) for n in config_map_names}
+        return PodRefs(
+            secrets={n: secret_data(s) for n, s in secrets.items() if s is not None},
+            config_maps={n: config_map_data(c) for n, c in config_maps.items() if c is not None},
+        )
+
+    async def _owned_pods(self, ns: str, uid: str) -> list[dict[str, Any]]:
+        pods, _ = await self._api.list(pods_path(ns), label_selector=f"controller-uid={uid}")
+        return [
+            p for p in pods if any(ref.get("uid") == uid for ref in p["metadata"].get("ownerReferences", []))
+        ]
+
+    async def _count_pods(self, ns: str, uid: str) -> tuple[int, int]:
+        """Succeeded and failed pods so far, after failing those a previous runner left active."""
+        succeeded = failed = 0
+        for pod in await self._owned_pods(ns, uid):
+            if not pod_is_finished(pod):
+                abandoned = {
+                    "phase": "Failed",
+                    "reason": "RunnerRestarted",
+                    "message": "The local job runner stopped while this pod was active",
+                }
+                await self._api.merge_patch(
+                    pod_path(ns, pod["metadata"]["name"]) + "/status", {"status": abandoned}
+                )
+                failed += 1
+            elif pod["status"]["phase"] == "Succeeded":
+                succeeded += 1
+            else:
+                failed += 1
+        return succeeded, failed
+
+
+def _identity(job: Mapping[str, Any]) -> tuple[str, str, str]:
+    meta = job["metadata"]
+    return meta.get("namespace", "default"), meta["name"], meta["uid"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,425 @@
+"""Map a Job's pod template to a plan of local processes (pure: no I/O, no clock).
+
+What a container becomes
+    ``command`` + ``args`` → argv, with Kubernetes' ``$(VAR)`` expansion (``$$`` escapes).
+    A container without ``command`` cannot run: the image entrypoint is unknown locally.
+    ``env`` (``value``, ``secretKeyRef``, ``configMapKeyRef``, ``fieldRef``) and ``envFrom``
+    are resolved from objects the caller fetched (see :func:`referenced_objects`) on top of
+    a small base environment chosen by the caller (the host's environment is not inherited
+    wholesale, so that host credentials do not leak into pods).
+    ``resources.limits.memory`` → ``RLIMIT_AS`` in the child; ``limits.cpu`` is ignored
+    (no cgroups without privileges; a CPU quota has no portable per-process equivalent).
+
+Path-mapping rule (volumes and the termination log)
+    Containers see a private pod directory instead of bind mounts. Every occurrence of a
+    ``volumeMount``'s ``mountPath`` (and of the container's ``terminationMessagePath``,
+    default ``/dev/termination-log``) in ``command``, ``args``, ``env`` values and
+    ``workingDir`` is replaced by the host path behind it, on path boundaries only
+    (``/data`` maps ``/data`` and ``/data/x``, not ``/database``, ``/mnt/data`` or
+    ``$(HOME)/data``; the longest mount wins), before ``$(VAR)`` expansion. Substitution rather than symlinks at the mount paths, because a
+    symlink at ``/data`` would be global to the host: two concurrent pods would share (or
+    fight over) it, and as root it would litter ``/``. The contract: a container writing
+    ``<mountPath>/x`` and a later container of the same pod reading ``<mountPath>/x`` see
+    the same file, and two pods never do. The limit: a path assembled at run time, or read
+    from a file, is not rewritten — such code should read ``PODIUM_TERMINATION_LOG`` or
+    take paths from its arguments.
+
+Pod directory layout (``pod_dir`` = ``<workdir>/<namespace>/<pod>``)::
+
+    <container>.log            stdout and stderr
+    volumes/<volume>/          emptyDir, secret and configMap volumes
+    termination/<container>    the termination-message file
+    work/<container>/          the working directory when ``workingDir`` is unset
+    tmp/                       TMPDIR
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import math
+import posixpath
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+NODE_NAME = "podium-local"
+POD_IP = "127.0.0.1"
+DEFAULT_TERMINATION_PATH = "/dev/termination-log"
+DEFAULT_BACKOFF_LIMIT = 6
+DEFAULT_GRACE_SECONDS = 30.0
+TERMINATION_LOG_ENV = "PODIUM_TERMINATION_LOG"
+
+
+class PlanError(ValueError):
+    """The pod cannot be run locally (its message ends up in the pod status)."""
+
+
+@dataclass(frozen=True)
+class ContainerPlan:
+    """One process to run; a ``sandbox`` hook may return a rewritten copy."""
+
+    name: str
+    image: str
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    cwd: Path
+    log_path: Path
+    termination_log: Path
+    fallback_to_logs: bool = False
+    memory_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class VolumePlan:
+    """A host directory standing for a pod volume, with the files to write into it."""
+
+    path: Path
+    files: Mapping[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PodPlan:
+    namespace: str
+    name: str
+    pod_dir: Path
+    volumes: Mapping[str, VolumePlan]
+    init_containers: tuple[ContainerPlan, ...]
+    containers: tuple[ContainerPlan, ...]
+    grace_seconds: float = DEFAULT_GRACE_SECONDS
+
+    @property
+    def directories(self) -> list[Path]:
+        """Directories to create before starting (volumes, working dirs, termination files)."""
+        dirs = [self.pod_dir / "tmp", *(v.path for v in self.volumes.values())]
+        for c in (*self.init_containers, *self.containers):
+            dirs.append(c.termination_log.parent)
+            if c.cwd.is_relative_to(self.pod_dir):  # never create directories outside the pod
+                dirs.append(c.cwd)
+        return dirs
+
+
+@dataclass(frozen=True)
+class PodRefs:
+    """Secrets and ConfigMaps a pod refers to, as ``{name: {key: bytes}}`` (absent = missing)."""
+
+    secrets: Mapping[str, Mapping[str, bytes]] = field(default_factory=dict)
+    config_maps: Mapping[str, Mapping[str, bytes]] = field(default_factory=dict)
+
+
+# --- Job and Pod manifests ------------------------------------------------------------------
+
+
+def pod_template_spec(job: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(job.get("spec", {}).get("template", {}).get("spec", {}))
+
+
+def backoff_limit(job_spec: Mapping[str, Any]) -> int:
+    limit = job_spec.get("backoffLimit")
+    return DEFAULT_BACKOFF_LIMIT if limit is None else int(limit)
+
+
+def pod_manifest(job: Mapping[str, Any], pod_name: str) -> dict[str, Any]:
+    """The Pod the Job controller would create for ``job`` (without status)."""
+    meta = job["metadata"]
+    template = job.get("spec", {}).get("template", {})
+    template_meta = template.get("metadata", {})
+    uid = meta.get("uid", "")
+    labels = {
+        **template_meta.get("labels", {}),
+        "job-name": meta["name"],
+        "batch.kubernetes.io/job-name": meta["name"],
+        "controller-uid": uid,
+        "batch.kubernetes.io/controller-uid": uid,
+    }
+    spec = copy.deepcopy(template.get("spec", {}))
+    spec["nodeName"] = NODE_NAME  # "scheduled" onto the local machine
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod_name,
+            "namespace": meta.get("namespace", "default"),
+            "labels": labels,
+            "annotations": dict(template_meta.get("annotations", {})),
+            "ownerReferences": [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "name": meta["name"],
+                    "uid": uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": spec,
+    }
+
+
+# --- Referenced objects -----------------------------------------------------------------------
+
+
+def referenced_objects(pod_spec: Mapping[str, Any]) -> tuple[set[str], set[str]]:
+    """Names of the Secrets and ConfigMaps the pod's env, envFrom and volumes refer to."""
+    secrets: set[str] = set()
+    config_maps: set[str] = set()
+    for c in _all_containers(pod_spec):
+        for var in c.get("env", []):
+            source = var.get("valueFrom", {})
+            if "secretKeyRef" in source:
+                secrets.add(source["secretKeyRef"]["name"])
+            if "configMapKeyRef" in source:
+                config_maps.add(source["configMapKeyRef"]["name"])
+        for source in c.get("envFrom", []):
+            if "secretRef" in source:
+                secrets.add(source["secretRef"]["name"])
+            if "configMapRef" in source:
+                config_maps.add(source["configMapRef"]["name"])
+    for volume in pod_spec.get("volumes", []):
+        if "secret" in volume:
+            secrets.add(volume["secret"]["secretName"])
+        if "configMap" in volume:
+            config_maps.add(volume["configMap"]["name"])
+    return secrets, config_maps
+
+
+def secret_data(secret: Mapping[str, Any]) -> dict[str, bytes]:
+    """Decoded ``data`` plus ``stringData`` (which a real API server folds into ``data``)."""
+    data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+    data.update({k: v.encode() for k, v in (secret.get("stringData") or {}).items()})
+    return data
+
+
+def config_map_data(config_map: Mapping[str, Any]) -> dict[str, bytes]:
+    data = {k: base64.b64decode(v) for k, v in (config_map.get("binaryData") or {}).items()}
+    data.update({k: v.encode() for k, v in (config_map.get("data") or {}).items()})
+    return data
+
+
+# --- The plan ---------------------------------------------------------------------------------
+
+
+def plan_pod(
+    job: Mapping[str, Any],
+    *,
+    pod_name: str,
+    pod_dir: Path,
+    refs: PodRefs = PodRefs(),
+    base_env: Mapping[str, str] | None = None,
+) -> PodPlan:
+    """Plan the processes of one pod of ``job``; raise :class:`PlanError` if it cannot run."""
+    namespace = job["metadata"].get("namespace", "default")
+    spec = pod_template_spec(job)
+    if not spec.get("containers"):
+        raise PlanError("the pod template has no containers")
+    volumes = _plan_volumes(spec.get("volumes", []), pod_dir / "volumes", refs)
+    fields = {
+        "metadata.name": pod_name,
+        "metadata.namespace": namespace,
+        "spec.nodeName": NODE_NAME,
+        "spec.serviceAccountName": spec.get("serviceAccountName", "default"),
+        "status.podIP": POD_IP,
+        "status.hostIP": POD_IP,
+    }
+    pod_env = {**(base_env or {}), "HOSTNAME": pod_name, "TMPDIR": str(pod_dir / "tmp")}
+
+    def plan(c: Mapping[str, Any]) -> ContainerPlan:
+        return _plan_container(c, pod_dir=pod_dir, volumes=volumes, refs=refs, fields=fields, env=pod_env)
+
+    grace = spec.get("terminationGracePeriodSeconds")
+    return PodPlan(
+        namespace=namespace,
+        name=pod_name,
+        pod_dir=pod_dir,
+        volumes=volumes,
+        init_containers=tuple(plan(c) for c in spec.get("initContainers", [])),
+        containers=tuple(plan(c) for c in spec["containers"]),
+        grace_seconds=DEFAULT_GRACE_SECONDS if grace is None else float(grace),
+    )
+
+
+def _plan_volumes(volumes: Sequence[Mapping[str, Any]], root: Path, refs: PodRefs) -> dict[str, VolumePlan]:
+    plans: dict[str, VolumePlan] = {}
+    for volume in volumes:
+        name = volume["name"]
+        if "emptyDir" in volume:
+            plans[name] = VolumePlan(root / name)
+        elif "secret" in volume:
+            source = volume["secret"]
+            data = _lookup(refs.secrets, "Secret", source["secretName"], source.get("optional", False))
+            plans[name] = VolumePlan(root / name, _project(data, source.get("items")))
+        elif "configMap" in volume:
+            source = volume["configMap"]
+            data = _lookup(refs.config_maps, "ConfigMap", source["name"], source.get("optional", False))
+            plans[name] = VolumePlan(root / name, _project(data, source.get("items")))
+        else:
+            kinds = sorted(set(volume) - {"name"})
+            raise PlanError(
+                f"volume {name!r}: unsupported type {kinds} (local mode: emptyDir, secret, configMap)"
+            )
+    return plans
+
+
+def _project(data: Mapping[str, bytes], items: Sequence[Mapping[str, str]] | None) -> dict[str, bytes]:
+    if items is None:
+        return dict(data)
+    return {item["path"]: data[item["key"]] for item in items if item["key"] in data}
+
+
+def _lookup(
+    objects: Mapping[str, Mapping[str, bytes]], kind: str, name: str, optional: bool
+) -> Mapping[str, bytes]:
+    if name in objects:
+        return objects[name]
+    if optional:
+        return {}
+    raise PlanError(f'{kind.lower()} "{name}" not found')
+
+
+def _plan_container(
+    c: Mapping[str, Any],
+    *,
+    pod_dir: Path,
+    volumes: Mapping[str, VolumePlan],
+    refs: PodRefs,
+    fields: Mapping[str, str],
+    env: Mapping[str, str],
+) -> ContainerPlan:
+    name, image = c["name"], c.get("image", "")
+    if not c.get("command"):
+        raise PlanError(
+            f"container {name!r} has no command: local mode cannot know the entrypoint of image "
+            f"{image!r}; set the container's command"
+        )
+    termination_log = pod_dir / "termination" / name
+    paths = {posixpath.normpath(c.get("terminationMessagePath", DEFAULT_TERMINATION_PATH)): termination_log}
+    for mount in c.get("volumeMounts", []):
+        if mount["name"] not in volumes:
+            raise PlanError(f"container {name!r}: volume {mount['name']!r} is not defined in the pod")
+        mount_path = posixpath.normpath(mount["mountPath"])
+        if mount_path == "/":
+            raise PlanError(f"container {name!r}: cannot mount a volume at /")
+        paths[mount_path] = volumes[mount["name"]].path / mount.get("subPath", "")
+    map_paths = path_mapper(paths)
+
+    # Map literal text first, then expand: expanded values are host paths already.
+    full_env = _container_env(c, refs, fields, dict(env), map_paths)
+    full_env[TERMINATION_LOG_ENV] = str(termination_log)
+    argv = tuple(expand_vars(map_paths(a), full_env) for a in (*c["command"], *c.get("args", [])))
+    working_dir = c.get("workingDir")
+    memory = c.get("resources", {}).get("limits", {}).get("memory")
+    return ContainerPlan(
+        name=name,
+        image=image,
+        argv=argv,
+        env=full_env,
+        cwd=Path(map_paths(working_dir)) if working_dir else pod_dir / "work" / name,
+        log_path=pod_dir / f"{name}.log",
+        termination_log=termination_log,
+        fallback_to_logs=c.get("terminationMessagePolicy") == "FallbackToLogsOnError",
+        memory_limit=None if memory is None else parse_quantity(str(memory)),
+    )
+
+
+def _container_env(
+    c: Mapping[str, Any],
+    refs: PodRefs,
+    fields: Mapping[str, str],
+    env: dict[str, str],
+    map_paths: Callable[[str], str],
+) -> dict[str, str]:
+    """``env`` updated with ``envFrom``, then ``env`` (in order, ``$(VAR)``-expanded, path-mapped)."""
+    for source in c.get("envFrom", []):
+        prefix = source.get("prefix", "")
+        if "secretRef" in source:
+            ref = source["secretRef"]
+            data = _lookup(refs.secrets, "Secret", ref["name"], ref.get("optional", False))
+        else:
+            ref = source["configMapRef"]
+            data = _lookup(refs.config_maps, "ConfigMap", ref["name"], ref.get("optional", False))
+        env.update({prefix + k: map_paths(v.decode(errors="replace")) for k, v in data.items()})
+    for var in c.get("env", []):
+        value = _env_value(var, refs, fields, env, map_paths)
+        if value is not None:
+            env[var["name"]] = value
+    return env
+
+
+def _env_value(
+    var: Mapping[str, Any],
+    refs: PodRefs,
+    fields: Mapping[str, str],
+    env: Mapping[str, str],
+    map_paths: Callable[[str], str],
+) -> str | None:
+    source = var.get("valueFrom")
+    if source is None:
+        return expand_vars(map_paths(str(var.get("value", ""))), env)
+    if "fieldRef" in source:
+        path = source["fieldRef"]["fieldPath"]
+        if path not in fields:
+            raise PlanError(f"env {var['name']!r}: fieldRef {path!r} is not supported locally")
+        return fields[path]
+    for key, kind, objects in (
+        ("secretKeyRef", "Secret", refs.secrets),
+        ("configMapKeyRef", "ConfigMap", refs.config_maps),
+    ):
+        if key in source:
+            ref = source[key]
+            optional = ref.get("optional", False)
+            data = _lookup(objects, kind, ref["name"], optional)
+            if ref["key"] in data:
+                return map_paths(data[ref["key"]].decode(errors="replace"))
+            if optional:
+                return None
+            raise PlanError(f"couldn't find key {ref['key']} in {kind} {ref['name']}")
+    raise PlanError(f"env {var['name']!r}: unsupported valueFrom {sorted(source)}")
+
+
+# --- Small pure helpers -------------------------------------------------------------------------
+
+_VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.\-]*)\)")
+
+
+def expand_vars(text: str, env: Mapping[str, str]) -> str:
+    """Kubernetes' ``$(VAR)`` expansion: unknown references stay as they are, ``$$`` → ``$``."""
+
+    def replace(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        return env.get(m.group(1), m.group(0))
+
+    return _VAR_REF.sub(replace, text)
+
+
+def path_mapper(paths: Mapping[str, Path]) -> Callable[[str], str]:
+    """Rewrite container paths to host paths on path boundaries (see the module docstring)."""
+    if not paths:
+        return lambda text: text
+    keys = sorted(paths, key=len, reverse=True)  # the most specific mount wins
+    pattern = re.compile(r"(?<![\w.\-/)}])(" + "|".join(map(re.escape, keys)) + r")(?![\w.\-])")
+    return lambda text: pattern.sub(lambda m: str(paths[m.group(1)]), text)
+
+
+_QUANTITY = re.compile(r"^([0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$")
+_SUFFIXES: dict[str | None, float] = {
+    None: 1,
+    "m": 1e-3,
+    **{s: 1000**i for i, s in enumerate("kMGTPE", 1)},
+    **{s + "i": 1024**i for i, s in enumerate("KMGTPE", 1)},
+}
+
+
+def parse_quantity(quantity: str) -> int:
+    """A Kubernetes resource quantity (``512Mi``, ``1G``, ``1e9``) as a whole number, rounded up."""
+    m = _QUANTITY.match(quantity.strip())
+    if m is None:
+        raise PlanError(f"invalid quantity {quantity!r}")
+    return math.ceil(float(m.group(1)) * _SUFFIXES[m.group(2)])
+
+
+def _all_containers(pod_spec: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+    return (*pod_spec.get("initContainers", []), *pod_spec.get("containers", []))

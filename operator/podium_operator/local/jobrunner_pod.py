@@ -1,0 +1,222 @@
+"""Run one pod's containers as local process groups, as a kubelet would (``restartPolicy: Never``).
+
+Init containers run one after another, then all main containers at once. Each container is
+a session leader (``setsid``), so that killing it kills everything it spawned. Every state
+change is reported through ``publish`` as a complete pod ``status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import resource
+import signal
+import subprocess
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from podium_operator.local.jobrunner_plan import ContainerPlan, PlanError, PodPlan
+from podium_operator.local.jobrunner_status import (
+    FALLBACK_LOG_BYTES,
+    MAX_MESSAGE_BYTES,
+    ContainerInfo,
+    Running,
+    Terminated,
+    Waiting,
+    exit_code,
+    looks_like_oom,
+    pod_status,
+    terminated_reason,
+    termination_message,
+)
+
+Sandbox = Callable[[ContainerPlan], ContainerPlan]
+Publish = Callable[[dict[str, Any]], Awaitable[None]]
+START_ERROR_CODE = 128  # what the kubelet reports when a container cannot start
+
+
+class PodRun:
+    """One attempt of a pod: :meth:`run` it once; :meth:`kill` may be called at any time."""
+
+    def __init__(
+        self,
+        pod_spec: Mapping[str, Any],
+        publish: Publish,
+        *,
+        sandbox: Sandbox | None = None,
+        max_grace: float = 2.0,
+    ) -> None:
+        first = "PodInitializing" if pod_spec.get("initContainers") else "ContainerCreating"
+        self._init = _infos(pod_spec.get("initContainers", []), Waiting("PodInitializing"))
+        self._main = _infos(pod_spec.get("containers", []), Waiting(first))
+        self._publish_fn = publish
+        self._publish_lock = asyncio.Lock()
+        self._sandbox = sandbox
+        self._grace = max_grace
+        self._max_grace = max_grace
+        self._start = _now()
+        self._processes: set[asyncio.subprocess.Process] = set()
+        self._message: str | None = None
+        self.killed_for: str | None = None
+
+    async def run(self, make_plan: Callable[[], Awaitable[PodPlan]]) -> bool:
+        """Plan, run all containers, report the outcome; True when the pod succeeded."""
+        try:
+            await self._publish()
+            try:
+                plan = await make_plan()
+            except PlanError as e:
+                await self._fail_to_start(str(e))
+                return False
+            self._grace = min(plan.grace_seconds, self._max_grace)
+            _prepare(plan)
+            if await self._run_init(plan):
+                results = await asyncio.gather(*(self._run(c, self._main) for c in plan.containers))
+                return all(results) and self.killed_for is None
+            return False
+        finally:
+            self._signal_all(signal.SIGKILL)  # cancelled or not, leave no process behind
+            await asyncio.gather(*(p.wait() for p in self._processes))
+
+    def kill(self, reason: str, message: str) -> None:
+        """Stop the pod: SIGTERM every container, SIGKILL after the grace period."""
+        if self.killed_for is not None:
+            return
+        self.killed_for, self._message = reason, message
+        self._signal_all(signal.SIGTERM)
+        asyncio.get_running_loop().call_later(self._grace, self._signal_all, signal.SIGKILL)
+
+    async def _run_init(self, plan: PodPlan) -> bool:
+        for c in plan.init_containers:
+            if not await self._run(c, self._init):
+                return False
+        return True
+
+    async def _run(self, plan: ContainerPlan, table: dict[str, ContainerInfo]) -> bool:
+        if self.killed_for is not None:
+            return False  # killed before its turn: it stays Waiting
+        c = self._sandbox(plan) if self._sandbox else plan
+        started = _now()
+        with open(c.log_path, "ab") as log:  # the child keeps its own descriptor
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    *c.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=dict(c.env),
+                    cwd=c.cwd,
+                    start_new_session=True,
+                    preexec_fn=_memory_limiter(c.memory_limit),
+                )
+            except OSError as e:
+                message = f"failed to start container {c.name!r} ({c.argv[0]}): {e}"
+                table[c.name] = _info(
+                    table[c.name], Terminated(START_ERROR_CODE, "StartError", _now(), message=message)
+                )
+                await self._publish()
+                return False
+        self._processes.add(process)
+        table[c.name] = _info(table[c.name], Running(started))
+        await self._publish()
+        returncode = await process.wait()
+        self._processes.discard(process)
+        _signal_group(process.pid, signal.SIGKILL)  # a container ends with its main process
+        table[c.name] = _info(table[c.name], _terminated(c, returncode, started, self.killed_for))
+        await self._publish()
+        return returncode == 0
+
+    async def _fail_to_start(self, message: str) -> None:
+        state = Terminated(START_ERROR_CODE, "StartError", _now(), message=message)
+        for table in (self._init, self._main):
+            for name, info in table.items():
+                table[name] = _info(info, state)
+        self._message = message
+        await self._publish()
+
+    async def _publish(self) -> None:
+        async with self._publish_lock:  # statuses must reach the API in the order they happen
+            status = pod_status(
+                init=list(self._init.values()),
+                main=list(self._main.values()),
+                start_time=self._start,
+                reason=self.killed_for,
+                message=self._message,
+            )
+            await self._publish_fn(status)
+
+    def _signal_all(self, sig: signal.Signals) -> None:
+        for process in self._processes:
+            _signal_group(process.pid, sig)
+
+
+def _terminated(c: ContainerPlan, returncode: int, started: datetime, killed_for: str | None) -> Terminated:
+    code, sig = exit_code(returncode)
+    tail = _read_tail(c.log_path, FALLBACK_LOG_BYTES)
+    reason = terminated_reason(
+        code,
+        killed_for=killed_for if code != 0 else None,
+        oom=c.memory_limit is not None and looks_like_oom(tail),
+    )
+    message = termination_message(
+        _read_head(c.termination_log, MAX_MESSAGE_BYTES), tail, code=code, fallback_to_logs=c.fallback_to_logs
+    )
+    return Terminated(code, reason, _now(), started_at=started, message=message, signal=sig)
+
+
+def _prepare(plan: PodPlan) -> None:
+    for directory in plan.directories:
+        directory.mkdir(parents=True, exist_ok=True)
+    for volume in plan.volumes.values():
+        for relative, content in volume.files.items():
+            target = volume.path / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+
+
+def _memory_limiter(limit: int | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` capping the address space (the closest unprivileged memory limit)."""
+    if limit is None:
+        return None
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return apply
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _read_head(path: Path, size: int) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(size)
+    except OSError:
+        return b""
+
+
+def _read_tail(path: Path, size: int) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - size))
+            return f.read()
+    except OSError:
+        return b""
+
+
+def _infos(containers: list[Mapping[str, Any]], state: Waiting) -> dict[str, ContainerInfo]:
+    return {c["name"]: ContainerInfo(c["name"], c.get("image", ""), state) for c in containers}
+
+
+def _info(info: ContainerInfo, state: Running | Terminated) -> ContainerInfo:
+    return ContainerInfo(info.name, info.image, state)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

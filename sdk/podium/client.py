@@ -1,0 +1,161 @@
+"""The Python SDK: create playgrounds, submit models or predictions, read leaderboards.
+
+    pg = ModelPlayground.create("iris", X_holdout, y_holdout, task="classification", primary_metric="accuracy")
+    pg.submit_model(model, name="logreg", preprocessor=scale)
+    pg.wait_for("logreg")
+    pg.get_leaderboard()          # pandas DataFrame
+
+Talks to the cluster of the current kubeconfig (local mode included) and to the object store named by
+``PODIUM_S3_ENDPOINT`` / ``AWS_*`` (``podium local up`` prints both).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from podium import storage
+from podium.api import API_VERSION, PlaygroundSpec, SubmissionSpec
+from podium.data import write_table
+
+GROUP, VERSION = API_VERSION.split("/")
+TERMINAL = ("Evaluated", "Failed", "Rejected")
+
+
+def _custom_objects(kubeconfig: str | None = None) -> Any:
+    import kubernetes
+
+    client = kubernetes.config.new_client_from_config(config_file=kubeconfig or os.environ.get("KUBECONFIG"))
+    return kubernetes.client.CustomObjectsApi(client)
+
+
+def default_bucket() -> str:
+    return os.environ.get("PODIUM_S3_BUCKET", "podium")
+
+
+class ModelPlayground:
+    def __init__(self, name: str, *, namespace: str = "default", kubeconfig: str | None = None,
+                 bucket: str | None = None) -> None:
+        self.name = name
+        self.namespace = namespace
+        self.bucket = bucket or default_bucket()
+        self.api = _custom_objects(kubeconfig)
+
+    # --- playgrounds -------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, name: str, features: Any, labels: Any, *, task: str, primary_metric: str,
+               class_labels: list[str] | None = None, namespace: str = "default", kubeconfig: str | None = None,
+               **spec: Any) -> ModelPlayground:
+        """Upload the holdout and create the Playground (extra camelCase spec fields pass through)."""
+        playground = cls(name, namespace=namespace, kubeconfig=kubeconfig)
+        prefix = f"s3://{playground.bucket}/playgrounds/{namespace}/{name}/holdout"
+        with tempfile.TemporaryDirectory() as scratch:
+            features_uri = storage.upload(write_table(features, Path(scratch) / "features.csv"),
+                                          f"{prefix}/features.csv")
+            labels_uri = storage.upload(write_table(np.asarray(labels), Path(scratch) / "labels.csv"),
+                                        f"{prefix}/labels.csv")
+        if task == "classification" and class_labels is None:
+            class_labels = [str(label) for label in np.unique(np.asarray(labels))]
+        body = {"task": task, "primaryMetric": primary_metric, "holdout": {"features": features_uri,
+                                                                           "labels": labels_uri}, **spec}
+        if class_labels is not None:
+            body["classLabels"] = class_labels
+        PlaygroundSpec.model_validate(body)  # fail here, with field names, rather than in the operator
+        playground.api.create_namespaced_custom_object(GROUP, VERSION, namespace, "playgrounds", {
+            "apiVersion": API_VERSION, "kind": "Playground", "metadata": {"name": name}, "spec": body})
+        return playground
+
+    def get(self) -> dict[str, Any]:
+        obj: dict[str, Any] = self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, "playgrounds",
+                                                                    self.name)
+        return obj
+
+    def wait_ready(self, timeout: float = 60.0) -> dict[str, Any]:
+        def ready() -> dict[str, Any] | None:
+            obj = self.get()
+            conditions = (obj.get("status") or {}).get("conditions", [])
+            return obj if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions) else None
+
+        return _poll(ready, timeout, f"playground {self.name} to become Ready")
+
+    def close_competition(self) -> None:
+        self.api.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, "playgrounds", self.name,
+                                                {"spec": {"competition": {"closed": True}}})
+
+    # --- submissions -------------------------------------------------------------------------------
+    def submit_model(self, model: Any, *, name: str, preprocessor: Any = None, example_data: Any = None,
+                     track: str = "experiment", description: str | None = None,
+                     metadata: dict[str, str] | None = None) -> dict[str, Any]:
+        from podium.artifacts import pack, save_submission
+
+        spec = self.get()["spec"]
+        with tempfile.TemporaryDirectory() as scratch:
+            directory = Path(scratch) / name
+            save_submission(model, directory, preprocessor=preprocessor, example_data=example_data,
+                            class_labels=spec.get("classLabels"), task=spec["task"])
+            uri = storage.upload(pack(directory), self._submission_uri(name, "tar.gz"))
+        return self.submit(name=name, track=track, source={"model": {"uri": uri}}, description=description,
+                           metadata=metadata)
+
+    def submit_predictions(self, predictions: Any, *, name: str, proba: Any = None, classes: Any = None,
+                           track: str = "experiment") -> dict[str, Any]:
+        from podium.evaluation.predictions import Predictions, save_predictions
+
+        with tempfile.TemporaryDirectory() as scratch:
+            path = save_predictions(Predictions(np.asarray(predictions), proba, classes),
+                                    Path(scratch) / "predictions.npz")
+            uri = storage.upload(path, self._submission_uri(name, "npz"))
+        return self.submit(name=name, track=track, source={"predictions": {"uri": uri}})
+
+    def submit(self, *, name: str, track: str, source: dict[str, Any], description: str | None = None,
+               metadata: dict[str, str] | None = None) -> dict[str, Any]:
+        spec: dict[str, Any] = {"playground": self.name, "track": track, **source}
+        if description:
+            spec["description"] = description
+        if metadata:
+            spec["metadata"] = metadata
+        SubmissionSpec.model_validate(spec)
+        created: dict[str, Any] = self.api.create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "submissions",
+            {"apiVersion": API_VERSION, "kind": "Submission", "metadata": {"name": name}, "spec": spec})
+        return created
+
+    def _submission_uri(self, name: str, extension: str) -> str:
+        return f"s3://{self.bucket}/submissions/{self.namespace}/{self.name}/{name}.{extension}"
+
+    def submission(self, name: str) -> dict[str, Any]:
+        obj: dict[str, Any] = self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, "submissions",
+                                                                    name)
+        return obj
+
+    def wait_for(self, *names: str, timeout: float = 300.0) -> list[dict[str, Any]]:
+        """Wait until each submission is Evaluated, Failed or Rejected; returns them."""
+        def finished() -> list[dict[str, Any]] | None:
+            found = [self.submission(name) for name in names]
+            return found if all((s.get("status") or {}).get("phase") in TERMINAL for s in found) else None
+
+        return _poll(finished, timeout, f"submissions {', '.join(names)} to finish")
+
+    # --- leaderboards ------------------------------------------------------------------------------
+    def get_leaderboard(self, *, private: bool = False) -> pd.DataFrame:
+        status = self.get().get("status") or {}
+        rows = status.get("privateLeaderboard" if private else "leaderboard") or []
+        flat = [{**{k: v for k, v in row.items() if k not in ("metrics", "metadata")}, **row.get("metrics", {}),
+                 **row.get("metadata", {})} for row in rows]
+        return pd.DataFrame(flat)
+
+
+def _poll(check: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
