@@ -212,3 +212,19 @@ def _native_proba(trained: Trained) -> np.ndarray:
         trained.model.SerializeToString(), providers=["CPUExecutionProvider"]
     )
     return session.run(None, {"input": trained.features})[1]
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 API (moto's server) on loopback; yields its endpoint URL."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from podium.artifacts import (
     CorruptArchive,
     InputSchema,

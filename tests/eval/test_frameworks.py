@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from podium.artifacts import load_submission, read_manifest, save_submission
 from podium.frameworks import (
     CorruptModel,

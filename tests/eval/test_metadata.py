@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from podium.artifacts import read_manifest
 from podium.metadata import extract_metadata
 

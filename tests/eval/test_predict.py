@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from podium.artifacts import PreprocessorError, save_preprocessor, save_submission
 from podium.errors import PodiumError
 from podium.evaluation.predict import MAX_MESSAGE_BYTES, failure_message, run_predict

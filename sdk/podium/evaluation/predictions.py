@@ -24,12 +24,15 @@ class Predictions:
     def __post_init__(self) -> None:
         if (self.proba is None) != (self.classes is None):
             raise ValueError("predictions: 'proba' and 'classes' must be given together")
-        if self.proba is not None and self.classes is not None:
-            if self.proba.ndim != 2 or self.proba.shape != (len(self.labels), len(self.classes)):
-                raise ValueError(
-                    f"predictions: proba has shape {self.proba.shape}, expected "
-                    f"({len(self.labels)}, {len(self.classes)}) = (rows, classes)"
-                )
+        if (
+            self.proba is not None
+            and self.classes is not None
+            and (self.proba.ndim != 2 or self.proba.shape != (len(self.labels), len(self.classes)))
+        ):
+            raise ValueError(
+                f"predictions: proba has shape {self.proba.shape}, expected "
+                f"({len(self.labels)}, {len(self.classes)}) = (rows, classes)"
+            )
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -62,8 +65,8 @@ def load_predictions(path: str | Path) -> Predictions:
                 raise ValueError(f"predictions file {path} has no 'labels' array; write it with save_predictions()")
             return Predictions(
                 labels=data["labels"],
-                proba=data["proba"] if "proba" in data else None,
-                classes=data["classes"] if "classes" in data else None,
+                proba=data.get("proba"),
+                classes=data.get("classes"),
             )
     except (OSError, EOFError, ValueError) as error:
         if isinstance(error, ValueError) and str(error).startswith("predictions"):

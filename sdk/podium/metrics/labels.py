@@ -1,0 +1,136 @@
+"""Match class labels by value against a playground's class list.
+
+Labels arrive from many places (CSV columns, model outputs, a CLI list) and may be strings on one side
+and integers on the other; ``"1"`` and ``1`` and ``1.0`` name the same class. Everything is turned into
+integer codes, the position of each value in the playground's class list, once; metrics then work on
+the codes only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from podium.errors import InvalidConfig, PodiumError
+
+_NUMERIC = "biuf"
+_SHOWN = 5  # how many offending values an error message quotes
+
+
+def as_values(values: Any) -> np.ndarray:
+    """A 1-D array with a plain dtype: strings as unicode, numbers as numbers.
+
+    Object arrays (pandas columns) are narrowed by content; one holding missing values stays ``object``
+    so that :func:`encode` can reject it by name.
+    """
+    array = np.asarray(values)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.dtype.kind == "S":
+        return array.astype(str)
+    if array.dtype.kind != "O":
+        return array
+    kind = pd.api.types.infer_dtype(array, skipna=False)
+    if kind == "integer":
+        return array.astype(np.int64)
+    if kind in ("floating", "mixed-integer-float", "empty"):
+        return array.astype(np.float64)
+    if kind == "boolean":
+        return array.astype(bool)
+    if kind in ("string", "mixed-integer"):
+        return array.astype(str)
+    return array
+
+
+def class_list(classes: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """Validate a playground's class labels: at least two, no duplicates, no missing values."""
+    array = as_values(classes)
+    if array.ndim != 1 or array.size < 2:
+        raise InvalidConfig(
+            f"a classification playground needs at least 2 class labels, got {array.size}",
+            field="class_labels",
+            hint="list every class the holdout labels can take, e.g. --labels-list cat,dog",
+        )
+    if array.dtype.kind == "O" or (array.dtype.kind == "f" and not np.isfinite(array).all()):
+        raise InvalidConfig("class labels contain missing values", field="class_labels",
+                            hint="remove empty/NaN entries from the class label list")
+    if np.unique(array).size != array.size:
+        raise InvalidConfig("class labels contain duplicates", field="class_labels",
+                            hint="list each class once")
+    return array
+
+
+def _as_strings(array: np.ndarray) -> np.ndarray:
+    """Numbers as the strings a person would write: integral floats lose their '.0'."""
+    if array.dtype.kind == "f" and np.isfinite(array).all() and (np.mod(array, 1) == 0).all():
+        return array.astype(np.int64).astype(str)
+    return array.astype(str)
+
+
+def encode(
+    values: Any,
+    classes: np.ndarray,
+    *,
+    field: str,
+    error: type[PodiumError],
+    unknown_hint: str = "predict only the playground's class labels (is the label encoding the training data's?)",
+) -> np.ndarray:
+    """Codes (positions in ``classes``) of ``values``; unknown, missing or non-label values raise ``error``.
+
+    ``classes`` must come from :func:`class_list`.
+    """
+    array = as_values(values)
+    if array.ndim != 1:
+        raise error(f"expected a 1-D array of labels, got shape {array.shape}", field=field,
+                    hint="give one label per row")
+    if array.dtype.kind == "O":
+        raise error("contains missing values", field=field, hint="give a label for every row")
+    if array.dtype.kind == "f":
+        bad = ~np.isfinite(array)
+        if bad.any():
+            rows = np.flatnonzero(bad)[:_SHOWN].tolist()
+            raise error(f"contains NaN or infinite values (first rows {rows})", field=field,
+                        hint="give a finite class label for every row")
+        if classes.dtype.kind != "f" and not (np.mod(array, 1) == 0).all():
+            raise error(
+                f"contains non-integer numbers such as {array[np.mod(array, 1) != 0][0].item()!r}, which look like "
+                f"regression values or scores, but this is a classification playground with classes "
+                f"{_quote(classes)}",
+                field=field,
+                hint="submit predicted class labels (model.predict), and class probabilities separately",
+            )
+    comparable, keys = _comparable(array, classes)
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    slot = np.searchsorted(sorted_keys, comparable)
+    np.minimum(slot, len(sorted_keys) - 1, out=slot)
+    known = sorted_keys[slot] == comparable
+    if not known.all():
+        unknown = np.unique(array[~known])[:_SHOWN]
+        raise error(
+            f"contains labels {_quote(unknown)} that are not among the playground's classes {_quote(classes)}",
+            field=field,
+            hint=unknown_hint,
+        )
+    return order[slot]
+
+
+def _comparable(array: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bring values and classes to one kind: numbers compare by value, otherwise both become strings."""
+    numeric_values = array.dtype.kind in _NUMERIC
+    numeric_classes = classes.dtype.kind in _NUMERIC
+    if numeric_values and numeric_classes:
+        return array, classes
+    if numeric_values:
+        return _as_strings(array), classes
+    if numeric_classes:
+        return array, _as_strings(classes)
+    return array, classes
+
+
+def _quote(values: np.ndarray) -> str:
+    shown = [v.item() if hasattr(v, "item") else v for v in values[:_SHOWN]]
+    return str(shown) + (" ..." if len(values) > _SHOWN else "")
