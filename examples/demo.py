@@ -1,19 +1,30 @@
-"""The Podium demo: a local cluster, the real operator, and kubectl — no Kubernetes, Docker or network.
+"""The Podium demo: a local cluster, the real operator, kubectl and the SDK — no Kubernetes, Docker or network.
 
-Run with `make demo`. Steps print as they go; everything is shut down at the end.
+Run with `make demo`. It creates a classification playground from scikit-learn's wine data, submits
+four models (scikit-learn, Keras, PyTorch, ONNX) and one predictions-only entry to the competition,
+prints the public leaderboard, closes the competition and prints the private leaderboard.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+from sklearn.datasets import load_wine
+from sklearn.model_selection import train_test_split
+
+from podium.client import ModelPlayground
 from podium_operator.local.cluster import LocalCluster
 
 EXAMPLES = Path(__file__).resolve().parent
+CLASSES = ["barolo", "grignolino", "barbera"]
 
 
 def step(text: str) -> None:
@@ -21,28 +32,137 @@ def step(text: str) -> None:
 
 
 def kubectl(cluster: LocalCluster, *args: str) -> str:
-    result = subprocess.run(
-        ["kubectl", *args], env=cluster.environment(), capture_output=True, text=True, timeout=120
-    )
+    result = subprocess.run(["kubectl", *args], env=cluster.environment(), capture_output=True, text=True, timeout=120)
     if result.returncode != 0:
         raise SystemExit(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
     return result.stdout
 
 
+def wine() -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray]:
+    data = load_wine(as_frame=True)
+    features = data.frame.drop(columns="target")
+    labels = np.array(CLASSES, dtype=object)[data.target.to_numpy()]
+    return train_test_split(features, labels, test_size=0.4, random_state=0, stratify=labels)
+
+
+def sklearn_model(X: pd.DataFrame, y: np.ndarray):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y)
+
+
+def onnx_model(X: pd.DataFrame, y: np.ndarray):
+    from skl2onnx import to_onnx
+    from sklearn.ensemble import RandomForestClassifier
+
+    forest = RandomForestClassifier(n_estimators=30, random_state=0).fit(X.to_numpy(np.float32), y)
+    return to_onnx(forest, X.to_numpy(np.float32)[:1], options={id(forest): {"zipmap": False}})
+
+
+def keras_model(X: np.ndarray, y: np.ndarray):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((X.shape[1],)), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(len(CLASSES), activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(X, np.array([CLASSES.index(label) for label in y]), epochs=60, verbose=0)
+    return model
+
+
+def torch_model(X: np.ndarray, y: np.ndarray):
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(X.shape[1], 16), torch.nn.ReLU(), torch.nn.Linear(16, len(CLASSES)))
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.05)
+    inputs = torch.tensor(X, dtype=torch.float32)
+    targets = torch.tensor([CLASSES.index(label) for label in y])
+    for _ in range(200):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(net(inputs), targets).backward()
+        optimizer.step()
+    return net.eval()
+
+
+def standardise(train: pd.DataFrame):
+    mean, std = train.mean().to_numpy(), train.std().to_numpy()
+
+    def scale(frame):
+        return ((np.asarray(frame, dtype=np.float64) - mean) / std).astype(np.float32)
+
+    return scale
+
+
+def show_leaderboard(board: pd.DataFrame, title: str) -> None:
+    columns = [c for c in ("rank", "version", "submission", "framework", "verified", "accuracy", "f1_macro",
+                           "log_loss") if c in board]
+    print(f"    {title}")
+    print("    " + board[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}").replace("\n", "\n    "))
+
+
 def main() -> None:
+    warnings.filterwarnings("ignore")
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="podium-demo-") as state:
         step("Starting the local cluster (API emulator, object store, job runner, operator)")
-        started = time.monotonic()
         with LocalCluster(Path(state)) as cluster:
-            print(f"    API server {cluster.api.url if cluster.api else '?'}, kubeconfig {cluster.kubeconfig}")
-            step("kubectl apply -f examples/playground.yaml")
-            print(kubectl(cluster, "apply", "-f", str(EXAMPLES / "playground.yaml")), end="")
-            step("Waiting for the operator to mark the Playground Ready")
-            print(kubectl(cluster, "wait", "--for=condition=Ready", "playground/iris", "--timeout=60s"), end="")
-            step("kubectl get playgrounds")
-            print(kubectl(cluster, "get", "pg", "-o", "wide"), end="")
+            for key, value in cluster.environment().items():
+                if key == "KUBECONFIG" or key.startswith(("AWS_", "PODIUM_")):
+                    os.environ[key] = value
+            print(f"    kubeconfig {cluster.kubeconfig}")
+
+            step("Creating the 'wine' playground (holdout uploaded to the object store)")
+            X_train, X_test, y_train, y_test = wine()
+            playground = ModelPlayground.create(
+                "wine", X_test, y_test, task="classification", primary_metric="accuracy", class_labels=CLASSES,
+                competition={"privateFraction": 0.5, "seed": 1, "quotaPerDay": 10},
+                evaluation={"timeoutSeconds": 300, "resources": {"cpu": "1", "memory": "8Gi"}},
+            )
+            playground.wait_ready()
+            print(kubectl(cluster, "get", "pg", "wine"), end="")
+
+            step("Training and submitting four models and one predictions-only entry")
+            scale = standardise(X_train)
+            entries = {
+                "sklearn-logreg": lambda: playground.submit_model(
+                    sklearn_model(X_train, y_train), name="sklearn-logreg", example_data=X_train, track="competition"),
+                "onnx-forest": lambda: playground.submit_model(
+                    onnx_model(X_train, y_train), name="onnx-forest", example_data=X_train.to_numpy(np.float32),
+                    track="competition"),
+                "keras-mlp": lambda: playground.submit_model(
+                    keras_model(scale(X_train), y_train), name="keras-mlp", preprocessor=scale,
+                    example_data=X_train, track="competition"),
+                "torch-mlp": lambda: playground.submit_model(
+                    torch_model(scale(X_train), y_train), name="torch-mlp", preprocessor=scale,
+                    example_data=X_train, track="competition"),
+                "predictions-only": lambda: playground.submit_predictions(
+                    sklearn_model(X_train, y_train).predict(X_test), name="predictions-only", track="competition"),
+            }
+            for name, submit in entries.items():
+                submit()
+                print(f"    submitted {name}")
+            finished = playground.wait_for(*entries, timeout=900)
+            for submission in finished:
+                status = submission["status"]
+                if status["phase"] != "Evaluated":
+                    print(f"    {submission['metadata']['name']}: {status['phase']}: {status.get('message')}")
+
+            step("kubectl get submissions")
+            print(kubectl(cluster, "get", "sub", "-o", "wide"), end="")
+            step("Public leaderboard")
+            playground.wait_for_leaderboard(len([s for s in finished if s["status"]["phase"] == "Evaluated"]))
+            show_leaderboard(playground.get_leaderboard(), "public split")
+
+            step("Closing the competition: the private leaderboard is published")
+            playground.close_competition()
+            playground.wait_for_private_leaderboard()
+            show_leaderboard(playground.get_leaderboard(private=True), "private split")
             step("Shutting down")
-        print(f"    done in {time.monotonic() - started:.1f}s")
+    print(f"    done in {time.monotonic() - started:.0f}s")
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ import logging
 from typing import Any
 
 import kopf
-from podium.api import GROUP, PLAYGROUND, SUBMISSION, VERSION
 
+from podium.api import GROUP, PLAYGROUND, SUBMISSION, VERSION
 from podium_operator import k8s, metrics
 from podium_operator.playgrounds import reconcile_playground, waiting_submissions
 from podium_operator.reconcile.names import MANAGED_BY, SUBMISSION_LABEL

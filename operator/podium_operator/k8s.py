@@ -7,6 +7,8 @@ included) and run in worker threads so kopf's event loop never blocks.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -52,18 +54,25 @@ SUBMISSIONS = Resource("podium.dev", "v1alpha1", "submissions")
 MODEL_DEPLOYMENTS = Resource("podium.dev", "v1alpha1", "modeldeployments")
 
 
+IO_THREADS = 16
+
+
 def load_api_client() -> kubernetes.client.ApiClient:
     """In-cluster config when running in a pod, else the kubeconfig (KUBECONFIG)."""
+    configuration = kubernetes.client.Configuration()
     try:
-        kubernetes.config.load_incluster_config()
+        kubernetes.config.load_incluster_config(client_configuration=configuration)
     except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config()
-    return kubernetes.client.ApiClient()
+        kubernetes.config.load_kube_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = IO_THREADS  # one connection per I/O thread, reused
+    return kubernetes.client.ApiClient(configuration)
 
 
 class KubeClient:
     def __init__(self, api_client: kubernetes.client.ApiClient | None = None) -> None:
         self.api = api_client or load_api_client()
+        # The official client blocks; its own pool of threads keeps kopf's default executor free.
+        self.executor = concurrent.futures.ThreadPoolExecutor(IO_THREADS, thread_name_prefix="podium-k8s")
 
     def _call(
         self, method: str, path: str, *, body: Any = None, query: dict[str, Any] | None = None, patch: str = "merge"
@@ -85,7 +94,8 @@ class KubeClient:
 
     async def _run(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
-            return await asyncio.to_thread(self._call, method, path, **kwargs)
+            call = functools.partial(self._call, method, path, **kwargs)
+            return await asyncio.get_running_loop().run_in_executor(self.executor, call)
         except ApiException as error:
             if error.status == 409:
                 raise Conflict(f"{method} {path}: {error.reason}") from error

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from podium.api.playground import PlaygroundSpec
-
 from podium_operator import k8s, metrics
 from podium_operator.reconcile.leaderboard import leaderboard_rows
 from podium_operator.reconcile.playground import competition_closed

@@ -11,7 +11,6 @@ from typing import Any
 
 from podium.api.playground import PlaygroundSpec
 from podium.api.submission import TERMINAL_PHASES, SubmissionSpec
-
 from podium_operator import k8s, metrics
 from podium_operator.reconcile.conditions import set_condition
 from podium_operator.reconcile.evaluation_jobs import (
@@ -23,6 +22,7 @@ from podium_operator.reconcile.evaluation_jobs import (
 )
 from podium_operator.reconcile.submission import (
     admission_problem,
+    bounded_metadata,
     failure_message,
     next_action,
     submitted_today,
@@ -163,8 +163,10 @@ async def _admit(ctl: Controller, submission: dict[str, Any], spec: SubmissionSp
     submitter = (submission["metadata"].get("annotations") or {}).get(SUBMITTER_ANNOTATION) or "anonymous"
     now = utcnow()
     async with ctl.playground_locks[(namespace, pg_name)]:
-        same_namespace = await ctl.kube.list(k8s.SUBMISSIONS, namespace)
-        today = submitted_today(same_namespace, submitter=submitter, playground=pg_name, now=now)
+        today = 0
+        if spec.track == "competition":  # only competitions have quotas
+            same_namespace = await ctl.kube.list(k8s.SUBMISSIONS, namespace)
+            today = submitted_today(same_namespace, submitter=submitter, playground=pg_name, now=now)
         rejection = admission_problem(
             spec, pg, playground_closed=bool((playground.get("status") or {}).get("competitionClosed")),
             submitter=submitter, submitted_today=today, now=now,
@@ -230,7 +232,7 @@ async def _advance(ctl: Controller, submission: dict[str, Any], spec: Submission
         return True
     result = await _read_json(plan.results_uri)
     public = {k: float(v) for k, v in (result.get("public") or {}).items() if isinstance(v, int | float)}
-    metadata = result.get("metadata") or {}
+    metadata = bounded_metadata(result.get("metadata"))
     score = public.get(pg.primary_metric)
     await _finish(
         ctl, submission, phase="Evaluated", reason="Scored",

@@ -137,12 +137,24 @@ class ModelPlayground:
     def wait_for(self, *names: str, timeout: float = 300.0) -> list[dict[str, Any]]:
         """Wait until each submission is Evaluated, Failed or Rejected; returns them."""
         def finished() -> list[dict[str, Any]] | None:
-            found = [self.submission(name) for name in names]
+            # One LIST per poll, however many submissions are awaited.
+            listed = self.api.list_namespaced_custom_object(GROUP, VERSION, self.namespace, "submissions")
+            by_name = {item["metadata"]["name"]: item for item in listed["items"]}
+            found = [by_name.get(name, {}) for name in names]
             return found if all((s.get("status") or {}).get("phase") in TERMINAL for s in found) else None
 
-        return _poll(finished, timeout, f"submissions {', '.join(names)} to finish")
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        return _poll(finished, timeout, f"submissions {shown} to finish", interval=0.5)
 
     # --- leaderboards ------------------------------------------------------------------------------
+    def wait_for_leaderboard(self, rows: int, timeout: float = 60.0) -> None:
+        _poll(lambda: len((self.get().get("status") or {}).get("leaderboard") or []) >= rows, timeout,
+              f"{rows} leaderboard rows")
+
+    def wait_for_private_leaderboard(self, timeout: float = 60.0) -> None:
+        _poll(lambda: (self.get().get("status") or {}).get("privateLeaderboard") is not None, timeout,
+              "the private leaderboard")
+
     def get_leaderboard(self, *, private: bool = False) -> pd.DataFrame:
         status = self.get().get("status") or {}
         rows = status.get("privateLeaderboard" if private else "leaderboard") or []
@@ -151,11 +163,11 @@ class ModelPlayground:
         return pd.DataFrame(flat)
 
 
-def _poll(check: Any, timeout: float, what: str) -> Any:
+def _poll(check: Any, timeout: float, what: str, interval: float = 0.2) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
-        time.sleep(0.2)
+        time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")

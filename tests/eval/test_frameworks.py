@@ -255,3 +255,24 @@ class TestOutputs:
     def test_multi_output_regression_is_refused(self) -> None:
         with pytest.raises(ModelOutputError, match="one value per row"):
             to_predictions(ModelOutput(scores=np.zeros((2, 2))), rows=2, task="regression")
+
+
+def test_onnx_probability_columns_follow_the_graphs_class_order_not_the_playgrounds():
+    """skl2onnx sorts classes; a playground may list them in another order."""
+    import numpy as np
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import RandomForestClassifier
+
+    from podium.frameworks import get_adapter
+    from podium.frameworks.outputs import to_predictions
+
+    X, y = load_iris(return_X_y=True)
+    names = np.array(["setosa", "versicolor", "virginica"], dtype=object)[y]
+    forest = RandomForestClassifier(n_estimators=10, random_state=0).fit(X.astype(np.float32), names)
+    proto = to_onnx(forest, X[:1].astype(np.float32), options={id(forest): {"zipmap": False}})
+    playground_order = ["virginica", "setosa", "versicolor"]
+    output = get_adapter("onnx").wrap(proto).predict(X.astype(np.float32))
+    predictions = to_predictions(output, rows=len(X), class_labels=playground_order, task="classification")
+    columns = [list(predictions.classes).index(label) for label in forest.classes_]
+    np.testing.assert_allclose(predictions.proba[:, columns], forest.predict_proba(X.astype(np.float32)), atol=1e-5)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import kubernetes.client
 import pytest
+
 from podium_operator.local.cluster import LocalCluster
 
 

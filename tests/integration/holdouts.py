@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from podium import storage
-from podium.data import write_table
 from sklearn.datasets import load_iris
 from sklearn.model_selection import train_test_split
+
+from podium import storage
+from podium.data import write_table
 
 IRIS_CLASSES = ["setosa", "versicolor", "virginica"]
 

@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 import pytest
-from podium import storage
 
+from podium import storage
 from tests.helpers import wait_for
 from tests.integration.holdouts import iris_playground, iris_split, upload_holdout
 

@@ -6,9 +6,10 @@ import json
 
 import numpy as np
 import pytest
+
 from podium import storage
 from podium.client import ModelPlayground
-
+from tests.helpers import wait_for
 from tests.integration.holdouts import IRIS_CLASSES, iris_playground, iris_split, upload_holdout
 
 PG = ("podium.dev", "v1alpha1", "default", "playgrounds")
@@ -38,6 +39,57 @@ def test_predictions_only_submission_is_scored_unverified(iris):
     assert status["phase"] == "Evaluated", status.get("message")
     assert status["version"] == 1 and status["verified"] is False
     assert status["score"] == pytest.approx(expected)
+    wait_for(lambda: playground.get()["status"].get("leaderboard"), what="leaderboard row")
     board = playground.get_leaderboard()
     assert list(board["submission"]) == ["preds"] and board["accuracy"][0] == pytest.approx(expected)
     assert set(IRIS_CLASSES) >= set(predictions)
+
+
+def _predict_all(y_test, wrong: int = 0):
+    predictions = np.array(y_test, dtype=object)
+    predictions[:wrong] = np.where(predictions[:wrong] == "setosa", "virginica", "setosa")
+    return predictions
+
+
+def test_quota_and_deadline_reject_with_reason(iris, custom_objects):
+    playground, (_, _, _, y_test) = iris
+    for index in range(4):
+        playground.submit_predictions(_predict_all(y_test, index), name=f"c{index}", track="competition")
+    results = {s["metadata"]["name"]: s["status"] for s in playground.wait_for("c0", "c1", "c2", "c3", timeout=90)}
+    phases = sorted(status["phase"] for status in results.values())
+    assert phases == ["Evaluated", "Evaluated", "Evaluated", "Rejected"]
+    (rejected,) = [status for status in results.values() if status["phase"] == "Rejected"]
+    assert "quota 3" in rejected["message"] and "version" not in rejected
+    # Versions are unique and dense among admitted submissions.
+    assert sorted(s["version"] for s in results.values() if s["phase"] == "Evaluated") == [1, 2, 3]
+
+    custom_objects.patch_namespaced_custom_object(
+        *PG, "iris", {"spec": {"competition": {"deadline": "2020-01-01T00:00:00Z", "quotaPerDay": 100}}})
+    wait_for(lambda: playground.get()["status"].get("competitionClosed"), what="competition closed")
+    playground.submit_predictions(_predict_all(y_test), name="late", track="competition")
+    (late,) = playground.wait_for("late", timeout=60)
+    assert late["status"]["phase"] == "Rejected" and "deadline" in late["status"]["message"]
+
+
+def test_private_scores_stay_private_until_close(iris, custom_objects, core):
+    playground, (_, _, _, y_test) = iris
+    playground.submit_predictions(_predict_all(y_test, 2), name="alice", track="competition")
+    playground.submit_predictions(_predict_all(y_test, 9), name="bob", track="competition")
+    playground.wait_for("alice", "bob", timeout=90)
+
+    # Nothing a participant can read (Submissions, the Playground, Events) holds a private score.
+    private = {name: json.loads(storage.read_bytes(
+        f"s3://podium/podium-private/default/iris/scores/{name}.json"))["private"] for name in ("alice", "bob")}
+    readable = json.dumps([playground.submission("alice"), playground.submission("bob"), playground.get(),
+                           core.list_namespaced_event("default").to_dict()], default=str)
+    assert "private" not in json.dumps(playground.submission("alice")["status"])
+    assert playground.get()["status"].get("privateLeaderboard") is None
+    for name in ("alice", "bob"):
+        assert json.dumps(private[name]["accuracy"]) not in readable or private[name]["accuracy"] in (
+            playground.submission(name)["status"]["metrics"].values())
+
+    playground.close_competition()
+    board = wait_for(lambda: playground.get()["status"].get("privateLeaderboard"), what="private leaderboard")
+    assert [row["submission"] for row in board] == sorted(private, key=lambda n: -private[n]["accuracy"])
+    assert {row["submission"]: row["score"] for row in board} == {n: private[n]["accuracy"] for n in private}
+    assert not playground.get_leaderboard(private=True).empty

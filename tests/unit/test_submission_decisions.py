@@ -125,3 +125,13 @@ def test_submitted_today_counts_only_this_members_competition_entries_today():
         _evaluated("d", 4, 0.5, track="competition", submitter="bob"),
     ]
     assert submitted_today(subs, submitter="ada", playground="pg", now=NOW) == 1
+
+
+def test_untrusted_metadata_is_bounded_to_short_scalars():
+    from podium_operator.reconcile.submission import MAX_METADATA_KEYS, bounded_metadata
+
+    raw = {"n_params": 10, "name": "x" * 10_000, "nested": {"a": 1}, "ok": True, **{f"k{i}": i for i in range(500)}}
+    kept = bounded_metadata(raw)
+    assert kept["n_params"] == 10 and kept["ok"] is True and len(kept["name"]) == 256
+    assert "nested" not in kept and len(kept) <= MAX_METADATA_KEYS
+    assert bounded_metadata(["not", "a", "dict"]) == {}

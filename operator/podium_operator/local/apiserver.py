@@ -116,6 +116,11 @@ class ApiServer:
             failure.append(e)
         finally:
             ready.set()
+            # Let cancelled connection handlers finish, so none is destroyed while pending.
+            pending = asyncio.all_tasks(self._loop)
+            for task in pending:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self._loop.close()
 
     async def _serve(self, ready: threading.Event) -> None:

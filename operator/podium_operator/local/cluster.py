@@ -18,7 +18,6 @@ from pathlib import Path
 from types import TracebackType
 
 from podium.api.crdgen import write_crds
-
 from podium_operator.local.apiserver import ApiServer
 from podium_operator.local.jobrunner import JobRunner
 from podium_operator.local.objectstore import ObjectStore
@@ -30,11 +29,14 @@ DEFAULT_HOME = Path(os.environ.get("PODIUM_HOME", Path.home() / ".podium")) / "l
 class LocalCluster:
     """Everything local mode needs; ``with LocalCluster(state_dir) as cluster: ...``."""
 
-    def __init__(self, state_dir: Path, *, operator: bool = True, api_port: int = 0) -> None:
+    def __init__(
+        self, state_dir: Path, *, operator: bool = True, api_port: int = 0, job_parallelism: int = 4
+    ) -> None:
         self.state_dir = state_dir
         self.kubeconfig = state_dir / "kubeconfig"
         self.with_operator = operator
         self.api_port = api_port
+        self.job_parallelism = job_parallelism
         self.api: ApiServer | None = None
         self.store: ObjectStore | None = None
         self.runner: JobRunner | None = None
@@ -48,7 +50,9 @@ class LocalCluster:
         self.store = ObjectStore()
         self.store.start()
         self._create_object_store_secret()
-        self.runner = JobRunner(self.api.url, self.state_dir / "jobs", base_env=self._job_env())
+        self.runner = JobRunner(
+            self.api.url, self.state_dir / "jobs", base_env=self._job_env(), max_parallel=self.job_parallelism
+        )
         self.runner.start()
         if self.with_operator:
             self.start_operator()

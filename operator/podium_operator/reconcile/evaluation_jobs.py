@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from podium.evaluation.stage import staged_features_name
-
 from podium_operator.reconcile.names import (
     MANAGED_BY,
     PLAYGROUND_LABEL,

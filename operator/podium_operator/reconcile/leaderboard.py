@@ -8,7 +8,7 @@ from typing import Any
 from podium.api.playground import PlaygroundSpec
 
 # Metadata keys worth a leaderboard column; the full metadata stays on the Submission.
-KEY_METADATA = ("estimator", "model_type", "n_layers", "n_params", "total_params", "trainable_params", "opset")
+KEY_METADATA = ("model_type", "estimator_type", "n_layers", "n_params", "n_trainable_params", "opset", "model_size_bytes")
 
 
 def _score(metrics: dict[str, Any], metric: str) -> float | None:

@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from podium.api.playground import PlaygroundSpec
-
 from podium_operator.reconcile.conditions import set_condition
 from podium_operator.reconcile.validation import parse_spec
 

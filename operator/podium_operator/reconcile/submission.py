@@ -8,7 +8,6 @@ from typing import Any, Literal
 
 from podium.api.playground import PlaygroundSpec
 from podium.api.submission import SubmissionSpec
-
 from podium_operator.reconcile.evaluation_jobs import Step
 
 
@@ -34,14 +33,14 @@ def admission_problem(
         competition = playground.competition
         if competition is None or not competition.enabled:
             return Rejection("TrackDisabled", "track: this playground has no competition; use track: experiment")
-        if playground_closed or competition.closed:
-            return Rejection("CompetitionClosed", "track: the competition is closed; submit to the experiment track")
         if competition.deadline is not None and now >= competition.deadline:
             return Rejection(
                 "DeadlinePassed",
                 f"the competition deadline {competition.deadline.isoformat()} has passed; "
                 "submit to the experiment track instead",
             )
+        if playground_closed or competition.closed:
+            return Rejection("CompetitionClosed", "track: the competition is closed; submit to the experiment track")
         if submitted_today >= competition.quota_per_day:
             return Rejection(
                 "QuotaExceeded",
@@ -133,3 +132,22 @@ def submitted_today(submissions: list[dict[str, Any]], *, submitter: str, playgr
         if submitted and datetime.fromisoformat(submitted.replace("Z", "+00:00")).date() == day:
             count += 1
     return count
+
+
+MAX_METADATA_KEYS = 200
+MAX_METADATA_TEXT = 256
+
+
+def bounded_metadata(raw: Any) -> dict[str, Any]:
+    """Metadata comes from the untrusted predict step: keep scalars only, few keys, short strings."""
+    if not isinstance(raw, dict):
+        return {}
+    kept: dict[str, Any] = {}
+    for key, value in list(raw.items())[:MAX_METADATA_KEYS]:
+        if not isinstance(key, str) or len(key) > MAX_METADATA_TEXT:
+            continue
+        if isinstance(value, bool | int | float) or value is None:
+            kept[key] = value
+        elif isinstance(value, str):
+            kept[key] = value[:MAX_METADATA_TEXT]
+    return kept

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from podium.api.common import ApiModel
 from pydantic import ValidationError
+
+from podium.api.common import ApiModel
 
 M = TypeVar("M", bound=ApiModel)
 

@@ -36,9 +36,10 @@ _DTYPES = {
 
 
 class OnnxModel:
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: Any, classes: np.ndarray | None = None) -> None:
         self.session = session
         self.inputs = session.get_inputs()
+        self.classes = classes
 
     def predict(self, features: Any) -> ModelOutput:
         outputs = self.session.run(None, self._feed(features))
@@ -47,6 +48,8 @@ class OnnxModel:
         return ModelOutput(
             labels=None if labels is None else np.asarray(labels),
             scores=None if scores is None else np.asarray(scores),
+            classes=self.classes if scores is not None and self.classes is not None
+            and np.asarray(scores).shape[-1] == len(self.classes) else None,
         )
 
     def _feed(self, features: Any) -> dict[str, np.ndarray]:
@@ -64,6 +67,22 @@ class OnnxModel:
                 hint="name the feature columns after the ONNX graph inputs",
             )
         return {i.name: as_array(features[[i.name]], _DTYPES.get(i.type, "float32")) for i in self.inputs}
+
+
+CLASS_LABEL_ATTRIBUTES = ("classlabels_strings", "classlabels_int64s", "classlabels_ints")
+
+
+def graph_classes(model: Any) -> np.ndarray | None:
+    """The class order of an ONNX-ML classifier (skl2onnx sorts them, like scikit-learn's ``classes_``),
+    so probability columns are matched to labels by value, not by the playground's list order."""
+    from onnx import helper
+
+    for node in model.graph.node:
+        for attribute in node.attribute:
+            if attribute.name in CLASS_LABEL_ATTRIBUTES:
+                values = helper.get_attribute_value(attribute)
+                return np.array([v.decode() if isinstance(v, bytes) else v for v in values])
+    return None
 
 
 class OnnxAdapter(FrameworkAdapter):
@@ -112,13 +131,18 @@ class OnnxAdapter(FrameworkAdapter):
                 field="model",
                 hint="check the file is complete (re-export or re-upload it) and that its opset is supported by onnxruntime",
             ) from error
-        return OnnxModel(session)
+        import onnx
+
+        return OnnxModel(session, graph_classes(onnx.load(str(root / files.path), load_external_data=False)))
 
     def wrap(self, model: Any, files: ModelFiles | None = None) -> OnnxModel:
         import onnxruntime
 
+        import onnx
+
         data = Path(model).read_bytes() if isinstance(model, str | Path) else model.SerializeToString()
-        return OnnxModel(onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"]))
+        classes = graph_classes(onnx.load_from_string(data))
+        return OnnxModel(onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"]), classes)
 
     def export_onnx(self, model: Any, dest: Path, example: np.ndarray | None) -> None:
         raise NotImplementedError("an ONNX model is its own export")
