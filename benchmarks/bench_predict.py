@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from podium.artifacts import save_submission
 from podium.evaluation.predict import DEFAULT_BATCH_ROWS, run_predict
 

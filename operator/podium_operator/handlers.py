@@ -84,9 +84,9 @@ async def deadline_watch(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.resume(GROUP, VERSION, SUBMISSION.plural, registry=registry)
 @kopf.on.create(GROUP, VERSION, SUBMISSION.plural, registry=registry)
-async def submission_created(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+async def submission_created(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
     try:
-        await reconcile_submission(_controller(memo), namespace, name)
+        await reconcile_submission(_controller(memo), namespace or "default", name)
     except Exception:
         metrics.RECONCILE_ERRORS.labels("Submission").inc()
         raise
@@ -94,12 +94,12 @@ async def submission_created(namespace: str, name: str, memo: kopf.Memo, **_: An
 
 @kopf.on.event("batch", "v1", "jobs", labels={SUBMISSION_LABEL: kopf.PRESENT, **MANAGED_BY}, registry=registry)
 async def evaluation_job_changed(
-    event: dict[str, Any], namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any
+    type: str, namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any
 ) -> None:
-    if event.get("type") == "DELETED":
+    if type == "DELETED":
         return
     try:
-        await reconcile_submission(_controller(memo), namespace, labels[SUBMISSION_LABEL])
+        await reconcile_submission(_controller(memo), namespace or "default", labels[SUBMISSION_LABEL])
     except Exception:
         metrics.RECONCILE_ERRORS.labels("Submission").inc()
         logger.exception("reconciling submission %s/%s after a Job event", namespace, labels[SUBMISSION_LABEL])

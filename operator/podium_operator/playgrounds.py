@@ -45,10 +45,10 @@ def _holdout_split(features: str, labels: str, spec: PlaygroundSpec, split_uri: 
 
 
 def _split_is_current(status: dict[str, Any], spec: PlaygroundSpec) -> bool:
-    split = status.get("split")
+    split = status.get("split") or {}
     if spec.competition is None:
-        return split is None and status.get("holdoutRows") is not None
-    return bool(split) and split.get("seed") == spec.competition.seed and split.get(
+        return not split and status.get("holdoutRows") is not None
+    return split.get("seed") == spec.competition.seed and split.get(
         "privateFraction") == spec.competition.private_fraction
 
 

@@ -7,7 +7,7 @@ import datetime
 import json
 import logging
 from collections import defaultdict
-from typing import Any
+from typing import Any, cast
 
 from podium.api.playground import PlaygroundSpec
 from podium.api.submission import TERMINAL_PHASES, SubmissionSpec
@@ -57,7 +57,7 @@ class Controller:
         """A Kubernetes Event on the object (kopf queues and posts it)."""
         import kopf
 
-        kopf.event(obj, type=type_, reason=reason, message=message[:1024])
+        kopf.event(kopf.Body(cast(kopf.RawBody, obj)), type=type_, reason=reason, message=message[:1024])
 
     def track(self, key: tuple[str, str], active: bool) -> None:
         (self.in_flight.add if active else self.in_flight.discard)(key)

@@ -31,11 +31,11 @@ def _local(args: argparse.Namespace) -> int:
         stopped = cluster.down(state_dir)
         print("Podium local cluster stopped." if stopped else "No local cluster was running.")
         return 0
-    state = cluster.read_state(state_dir)
-    if state is None:
+    current = cluster.read_state(state_dir)
+    if current is None:
         print("No local cluster is running; start one with: podium local up")
         return 1
-    for key, value in state.items():
+    for key, value in current.items():
         print(f"{key}: {value}")
     return 0
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import kubernetes.client
 import pytest
+
 from podium_operator.local.apiserver import ApiServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

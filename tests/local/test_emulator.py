@@ -21,6 +21,7 @@ import pytest
 import yaml
 from kopf.testing import KopfRunner
 from kubernetes.client.exceptions import ApiException
+
 from podium_operator.local.apiserver import ApiServer
 from podium_operator.local.emulator_selectors import match_labels, parse_label_selector
 from podium_operator.local.emulator_tables import human_duration, jsonpath

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
+
 from podium_operator.local.objectstore import ObjectStore
 
 

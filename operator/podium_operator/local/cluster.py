@@ -66,10 +66,11 @@ class LocalCluster:
         config = kubernetes.client.Configuration()
         config.host = self.api.url
         with kubernetes.client.ApiClient(config) as client:
-            kubernetes.client.CoreV1Api(client).create_namespaced_secret(namespace, {
-                "metadata": {"name": OBJECT_STORE_SECRET},
-                "stringData": {key: value for key, value in self.store.env().items() if key.startswith("AWS_")},
-            })
+            secret = kubernetes.client.V1Secret(
+                metadata=kubernetes.client.V1ObjectMeta(name=OBJECT_STORE_SECRET),
+                string_data={key: value for key, value in self.store.env().items() if key.startswith("AWS_")},
+            )
+            kubernetes.client.CoreV1Api(client).create_namespaced_secret(namespace, secret)
 
     def _job_env(self) -> dict[str, str]:
         """What every job process starts from: `python` must be this interpreter (a pod's image has it)."""

@@ -8,11 +8,16 @@ status as the kubelet and the Job controller would (:mod:`.jobrunner_status`).
 
 Behaviour worth knowing:
 
-- Volumes are directories under ``<workdir>/<ns>/<pod>/``; a ``mountPath`` (and the
+- Volumes are directories under ``<workdir>/<ns>/<pod>/`` (a claim's is shared by the
+  namespace's pods: ``<workdir>/<ns>/pvc/<claim>/<uid>/``); a ``mountPath`` (and the
   termination-message path) is rewritten to its directory wherever it appears in
-  ``command``, ``args``, ``env`` values and ``workingDir`` (no symlinks, no bind mounts:
-  pods never share one). The termination file's real path is also in
-  ``PODIUM_TERMINATION_LOG``. Details in :mod:`.jobrunner_plan`.
+  ``command``, ``args``, ``env`` values and ``workingDir``. The termination file's real
+  path is also in ``PODIUM_TERMINATION_LOG``. Details in :mod:`.jobrunner_plan`.
+- Each container runs in the sandbox its pod spec asks for (user, private view of the
+  files, no network under a denying NetworkPolicy, read-only root), as far as this machine
+  allows: see :mod:`.sandbox` and :meth:`JobRunner.sandbox_support`. Pods get the
+  container's own environment on top of ``base_env`` (by default a few variables of the
+  runner's, such as ``PATH``); ``AWS_*``, ``PODIUM_*`` and ``KUBE*`` variables never pass.
 - ``limits.memory`` becomes ``RLIMIT_AS`` (address space, so generous for runtimes that
   reserve much virtual memory); a failure with a ``MemoryError``-like log is ``OOMKilled``.
   ``limits.cpu`` is not enforced.
@@ -27,7 +32,8 @@ Behaviour worth knowing:
   runner stopped are marked Failed (reason ``RunnerRestarted``) and count as failures.
 - Deleting a Job kills its processes (its Pods go with the owner-reference cascade);
   ``spec.suspend: true`` kills them too and deletes the active Pod, as Kubernetes does.
-- ``sandbox`` may rewrite each container's :class:`ContainerPlan` just before it starts.
+- ``sandbox`` may rewrite each container's :class:`ContainerPlan` just before it starts
+  (before the sandbox above wraps it).
 
 Gaps: Indexed Jobs, ``parallelism`` > 1, ``podFailurePolicy``, ``successPolicy``,
 ``ttlSecondsAfterFinished``, sidecars (``restartPolicy: Always`` init containers), probes,
@@ -53,13 +59,16 @@ from podium_operator.local.jobrunner_kube import ApiError, KubeApi, jobs_path
 from podium_operator.local.jobrunner_plan import ContainerPlan, PodPlan, plan_pod
 from podium_operator.local.jobrunner_pod import Sandbox
 from podium_operator.local.jobrunner_status import job_is_finished
+from podium_operator.local.sandbox import Confiner
 
 __all__ = ["ContainerPlan", "JobRunner", "PodPlan", "plan_pod"]
 
 log = logging.getLogger(__name__)
 
 # What pods inherit from the host; the rest (credentials above all) stays out.
-PASSTHROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
+PASSTHROUGH_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
+# Never passed to pods, even in an explicit ``base_env``: pods get credentials from Secrets.
+CREDENTIAL_PREFIXES = ("AWS_", "PODIUM_", "KUBE")
 
 
 class JobRunner:
@@ -83,8 +92,9 @@ class JobRunner:
         self._max_parallel = max_parallel
         self._settings = Settings(
             workdir=self.workdir,
+            confiner=Confiner(self.workdir),
             sandbox=sandbox,
-            base_env=dict(base_env) if base_env is not None else _passthrough(os.environ),
+            base_env=_without_credentials(base_env if base_env is not None else _passthrough(os.environ)),
             max_grace=max_grace,
             retry_delay=retry_delay,
         )
@@ -134,6 +144,10 @@ class JobRunner:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+    def sandbox_support(self) -> dict[str, str | None]:
+        """What this runner enforces: ``{restriction: None or why not}`` (see :mod:`.sandbox`)."""
+        return dict(self._settings.confiner.support)
 
     def log_path(self, namespace: str, pod: str, container: str) -> Path:
         return self.pod_dir(namespace, pod) / f"{container}.log"
@@ -251,3 +265,7 @@ class JobRunner:
 
 def _passthrough(environ: Mapping[str, str]) -> dict[str, str]:
     return {k: environ[k] for k in PASSTHROUGH_ENV if k in environ}
+
+
+def _without_credentials(env: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if not k.upper().startswith(CREDENTIAL_PREFIXES)}

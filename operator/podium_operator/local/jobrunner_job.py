@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from podium_operator.local.jobrunner_kube import (
     KubeApi,
     core_path,
     job_path,
+    network_policies_path,
     pod_path,
     pods_path,
 )
@@ -32,6 +34,7 @@ from podium_operator.local.jobrunner_plan import (
     plan_pod,
     pod_manifest,
     pod_template_spec,
+    referenced_claims,
     referenced_objects,
     secret_data,
 )
@@ -46,6 +49,7 @@ from podium_operator.local.jobrunner_status import (
     pod_is_finished,
     set_condition,
 )
+from podium_operator.local.sandbox import Confiner
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,7 @@ Report = Callable[[int], Awaitable[None]]
 @dataclass(frozen=True)
 class Settings:
     workdir: Path
+    confiner: Confiner
     sandbox: Sandbox | None
     base_env: Mapping[str, str]
     max_grace: float
@@ -68,6 +73,11 @@ class Settings:
 
 def pod_dir(workdir: Path, namespace: str, pod: str) -> Path:
     return workdir / namespace / pod
+
+
+def claim_dir(workdir: Path, namespace: str, claim: str, uid: str) -> Path:
+    """A claim's directory: keyed by the object's uid too, so a re-created claim starts empty."""
+    return workdir / namespace / "pvc" / claim / uid
 
 
 class JobController:
@@ -164,9 +174,13 @@ class JobController:
                 pod_dir=pod_dir(self._settings.workdir, ns, pod_name),
                 refs=await self._fetch_refs(ns, pod_template_spec(job)),
                 base_env=self._settings.base_env,
+                runner_uid=os.geteuid(),
             )
 
-        run = PodRun(pod["spec"], publish, sandbox=self._settings.sandbox, max_grace=self._settings.max_grace)
+        run = PodRun(
+            pod["spec"], publish, self._settings.confiner,
+            sandbox=self._settings.sandbox, max_grace=self._settings.max_grace,
+        )  # fmt: skip
         timer = None
         if deadline is not None:
             delay = max(0.0, (deadline - _now()).total_seconds())
@@ -193,12 +207,23 @@ class JobController:
         raise RuntimeError(f"could not find a free pod name for job {ns}/{name}")
 
     async def _fetch_refs(self, ns: str, pod_spec: Mapping[str, Any]) -> PodRefs:
+        """What the pod refers to, and the NetworkPolicies in force when it starts."""
         secret_names, config_map_names = referenced_objects(pod_spec)
         secrets = {n: await self._api.get(core_path(ns, "secrets", n)) for n in secret_names}
         config_maps = {n: await self._api.get(core_path(ns, "configmaps", n)) for n in config_map_names}
+        claims = {
+            n: await self._api.get(core_path(ns, "persistentvolumeclaims", n))
+            for n in referenced_claims(pod_spec)
+        }
+        policies, _ = await self._api.list(network_policies_path(ns))
+        workdir = self._settings.workdir
         return PodRefs(
             secrets={n: secret_data(s) for n, s in secrets.items() if s is not None},
             config_maps={n: config_map_data(c) for n, c in config_maps.items() if c is not None},
+            claims={
+                n: claim_dir(workdir, ns, n, c["metadata"]["uid"]) for n, c in claims.items() if c is not None
+            },
+            network_policies=policies,
         )
 
     async def _owned_pods(self, ns: str, uid: str) -> list[dict[str, Any]]:

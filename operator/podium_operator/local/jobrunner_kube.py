@@ -43,6 +43,10 @@ def core_path(namespace: str, plural: str, name: str) -> str:
     return f"/api/v1/namespaces/{namespace}/{plural}/{name}"
 
 
+def network_policies_path(namespace: str) -> str:
+    return f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies"
+
+
 class KubeApi:
     """JSON in, JSON out; 404 on reads and deletes is ``None``, other errors raise :class:`ApiError`."""
 

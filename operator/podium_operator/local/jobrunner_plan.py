@@ -9,22 +9,33 @@ What a container becomes
     wholesale, so that host credentials do not leak into pods).
     ``resources.limits.memory`` → ``RLIMIT_AS`` in the child; ``limits.cpu`` is ignored
     (no cgroups without privileges; a CPU quota has no portable per-process equivalent).
+    ``HOME`` defaults to the pod's ``tmp/`` directory (the runner's own home stays out).
+    ``securityContext`` and the namespace's NetworkPolicies become the container's
+    :class:`~.sandbox_policy.Security`, enforced by :mod:`.sandbox` when it starts.
+
+Volumes
+    ``emptyDir`` (a pod directory), ``secret`` and ``configMap`` (files written before the
+    containers start; mounted read-only) and ``persistentVolumeClaim``: a directory per claim
+    object, shared by every pod of the namespace using it (the caller resolves claims to
+    directories, see :class:`PodRefs`; a missing claim fails the pod as a real one would stay
+    Pending). ``readOnly`` on the claim or the mount makes the mount read-only.
 
 Path-mapping rule (volumes and the termination log)
-    Containers see a private pod directory instead of bind mounts. Every occurrence of a
-    ``volumeMount``'s ``mountPath`` (and of the container's ``terminationMessagePath``,
-    default ``/dev/termination-log``) in ``command``, ``args``, ``env`` values and
-    ``workingDir`` is replaced by the host path behind it, on path boundaries only
-    (``/data`` maps ``/data`` and ``/data/x``, not ``/database``, ``/mnt/data`` or
-    ``$(HOME)/data``; the longest mount wins), before ``$(VAR)`` expansion. Substitution rather than symlinks at the mount paths, because a
-    symlink at ``/data`` would be global to the host: two concurrent pods would share (or
-    fight over) it, and as root it would litter ``/``. The contract: a container writing
-    ``<mountPath>/x`` and a later container of the same pod reading ``<mountPath>/x`` see
-    the same file, and two pods never do. The limit: a path assembled at run time, or read
-    from a file, is not rewritten — such code should read ``PODIUM_TERMINATION_LOG`` or
-    take paths from its arguments.
+    Containers see volume directories at their host paths, not at their mount paths (even
+    in a private view, see :mod:`.sandbox_view`). Every occurrence of a ``volumeMount``'s
+    ``mountPath`` (and of the container's ``terminationMessagePath``, default
+    ``/dev/termination-log``) in ``command``, ``args``, ``env`` values and ``workingDir`` is
+    replaced by the host path behind it, on path boundaries only (``/data`` maps ``/data``
+    and ``/data/x``, not ``/database``, ``/mnt/data`` or ``$(HOME)/data``; the longest mount
+    wins), before ``$(VAR)`` expansion. Substitution rather than symlinks at the mount
+    paths, because a symlink at ``/data`` would be global to the host: two concurrent pods
+    would share (or fight over) it, and as root it would litter ``/``. The contract: a
+    container writing ``<mountPath>/x`` and a later container of the same pod reading
+    ``<mountPath>/x`` see the same file, and two pods never do (unless they mount the same
+    claim). The limit: a path assembled at run time, or read from a file, is not rewritten
+    — such code should read ``PODIUM_TERMINATION_LOG`` or take paths from its arguments.
 
-Pod directory layout (``pod_dir`` = ``<workdir>/<namespace>/<pod>``)::
+Pod directory layout (``pod_dir`` = ``<workdir>/<namespace>/<pod>``; claims live elsewhere)::
 
     <container>.log            stdout and stderr
     volumes/<volume>/          emptyDir, secret and configMap volumes
@@ -45,16 +56,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from podium_operator.local.sandbox_policy import Security, container_security, egress, non_root_violation
+
 NODE_NAME = "podium-local"
 POD_IP = "127.0.0.1"
 DEFAULT_TERMINATION_PATH = "/dev/termination-log"
 DEFAULT_BACKOFF_LIMIT = 6
 DEFAULT_GRACE_SECONDS = 30.0
 TERMINATION_LOG_ENV = "PODIUM_TERMINATION_LOG"
+PARTIAL_EGRESS = "the egress rules of its NetworkPolicies are not emulated: all egress is allowed"
 
 
 class PlanError(ValueError):
     """The pod cannot be run locally (its message ends up in the pod status)."""
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A volume as one container mounts it: ``path`` in the container, ``source`` on the host."""
+
+    source: Path
+    path: str
+    read_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,6 +93,8 @@ class ContainerPlan:
     termination_log: Path
     fallback_to_logs: bool = False
     memory_limit: int | None = None
+    mounts: tuple[Mount, ...] = ()
+    security: Security = Security()
 
 
 @dataclass(frozen=True)
@@ -78,6 +103,7 @@ class VolumePlan:
 
     path: Path
     files: Mapping[str, bytes] = field(default_factory=dict)
+    read_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,13 +115,20 @@ class PodPlan:
     init_containers: tuple[ContainerPlan, ...]
     containers: tuple[ContainerPlan, ...]
     grace_seconds: float = DEFAULT_GRACE_SECONDS
+    fs_group: int | None = None
+    warnings: tuple[str, ...] = ()  # what local mode does not emulate for this pod
+
+    @property
+    def all_containers(self) -> tuple[ContainerPlan, ...]:
+        return (*self.init_containers, *self.containers)
 
     @property
     def directories(self) -> list[Path]:
-        """Directories to create before starting (volumes, working dirs, termination files)."""
+        """Directories to create before starting (volumes and subPaths, working dirs, termination files)."""
         dirs = [self.pod_dir / "tmp", *(v.path for v in self.volumes.values())]
-        for c in (*self.init_containers, *self.containers):
+        for c in self.all_containers:
             dirs.append(c.termination_log.parent)
+            dirs.extend(m.source for m in c.mounts)
             if c.cwd.is_relative_to(self.pod_dir):  # never create directories outside the pod
                 dirs.append(c.cwd)
         return dirs
@@ -103,10 +136,16 @@ class PodPlan:
 
 @dataclass(frozen=True)
 class PodRefs:
-    """Secrets and ConfigMaps a pod refers to, as ``{name: {key: bytes}}`` (absent = missing)."""
+    """What a pod refers to, fetched by the caller (absent = missing).
+
+    Secrets and ConfigMaps as ``{name: {key: bytes}}``; PersistentVolumeClaims as
+    ``{name: host directory}``; the NetworkPolicies of the pod's namespace.
+    """
 
     secrets: Mapping[str, Mapping[str, bytes]] = field(default_factory=dict)
     config_maps: Mapping[str, Mapping[str, bytes]] = field(default_factory=dict)
+    claims: Mapping[str, Path] = field(default_factory=dict)
+    network_policies: Sequence[Mapping[str, Any]] = ()
 
 
 # --- Job and Pod manifests ------------------------------------------------------------------
@@ -121,19 +160,26 @@ def backoff_limit(job_spec: Mapping[str, Any]) -> int:
     return DEFAULT_BACKOFF_LIMIT if limit is None else int(limit)
 
 
+def pod_labels(job: Mapping[str, Any]) -> dict[str, str]:
+    """The labels of the Job's pods: the template's plus those the Job controller adds."""
+    meta = job["metadata"]
+    uid = meta.get("uid", "")
+    return {
+        **job.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {}),
+        "job-name": meta["name"],
+        "batch.kubernetes.io/job-name": meta["name"],
+        "controller-uid": uid,
+        "batch.kubernetes.io/controller-uid": uid,
+    }
+
+
 def pod_manifest(job: Mapping[str, Any], pod_name: str) -> dict[str, Any]:
     """The Pod the Job controller would create for ``job`` (without status)."""
     meta = job["metadata"]
     template = job.get("spec", {}).get("template", {})
     template_meta = template.get("metadata", {})
     uid = meta.get("uid", "")
-    labels = {
-        **template_meta.get("labels", {}),
-        "job-name": meta["name"],
-        "batch.kubernetes.io/job-name": meta["name"],
-        "controller-uid": uid,
-        "batch.kubernetes.io/controller-uid": uid,
-    }
+    labels = pod_labels(job)
     spec = copy.deepcopy(template.get("spec", {}))
     spec["nodeName"] = NODE_NAME  # "scheduled" onto the local machine
     return {
@@ -186,6 +232,15 @@ def referenced_objects(pod_spec: Mapping[str, Any]) -> tuple[set[str], set[str]]
     return secrets, config_maps
 
 
+def referenced_claims(pod_spec: Mapping[str, Any]) -> set[str]:
+    """Names of the PersistentVolumeClaims the pod's volumes refer to."""
+    return {
+        v["persistentVolumeClaim"]["claimName"]
+        for v in pod_spec.get("volumes", [])
+        if "persistentVolumeClaim" in v
+    }
+
+
 def secret_data(secret: Mapping[str, Any]) -> dict[str, bytes]:
     """Decoded ``data`` plus ``stringData`` (which a real API server folds into ``data``)."""
     data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
@@ -209,13 +264,19 @@ def plan_pod(
     pod_dir: Path,
     refs: PodRefs = PodRefs(),
     base_env: Mapping[str, str] | None = None,
+    runner_uid: int = 0,
 ) -> PodPlan:
-    """Plan the processes of one pod of ``job``; raise :class:`PlanError` if it cannot run."""
+    """Plan the processes of one pod of ``job``; raise :class:`PlanError` if it cannot run.
+
+    ``runner_uid`` is the user containers run as when they do not set ``runAsUser`` (what
+    ``runAsNonRoot`` is checked against).
+    """
     namespace = job["metadata"].get("namespace", "default")
     spec = pod_template_spec(job)
     if not spec.get("containers"):
         raise PlanError("the pod template has no containers")
     volumes = _plan_volumes(spec.get("volumes", []), pod_dir / "volumes", refs)
+    network = egress(refs.network_policies, pod_labels(job))
     fields = {
         "metadata.name": pod_name,
         "metadata.namespace": namespace,
@@ -224,10 +285,17 @@ def plan_pod(
         "status.podIP": POD_IP,
         "status.hostIP": POD_IP,
     }
-    pod_env = {**(base_env or {}), "HOSTNAME": pod_name, "TMPDIR": str(pod_dir / "tmp")}
+    tmp = str(pod_dir / "tmp")
+    pod_env = {"HOME": tmp, **(base_env or {}), "HOSTNAME": pod_name, "TMPDIR": tmp}
 
     def plan(c: Mapping[str, Any]) -> ContainerPlan:
-        return _plan_container(c, pod_dir=pod_dir, volumes=volumes, refs=refs, fields=fields, env=pod_env)
+        security = container_security(spec, c, no_network=network.denied)
+        violation = non_root_violation(spec, c, security, runner_uid)
+        if violation:
+            raise PlanError(f"container {c['name']!r}: {violation}")
+        return _plan_container(
+            c, pod_dir=pod_dir, volumes=volumes, refs=refs, fields=fields, env=pod_env, security=security
+        )
 
     grace = spec.get("terminationGracePeriodSeconds")
     return PodPlan(
@@ -238,6 +306,8 @@ def plan_pod(
         init_containers=tuple(plan(c) for c in spec.get("initContainers", [])),
         containers=tuple(plan(c) for c in spec["containers"]),
         grace_seconds=DEFAULT_GRACE_SECONDS if grace is None else float(grace),
+        fs_group=(spec.get("securityContext") or {}).get("fsGroup"),
+        warnings=(PARTIAL_EGRESS,) if network.partial else (),
     )
 
 
@@ -250,15 +320,22 @@ def _plan_volumes(volumes: Sequence[Mapping[str, Any]], root: Path, refs: PodRef
         elif "secret" in volume:
             source = volume["secret"]
             data = _lookup(refs.secrets, "Secret", source["secretName"], source.get("optional", False))
-            plans[name] = VolumePlan(root / name, _project(data, source.get("items")))
+            plans[name] = VolumePlan(root / name, _project(data, source.get("items")), read_only=True)
         elif "configMap" in volume:
             source = volume["configMap"]
             data = _lookup(refs.config_maps, "ConfigMap", source["name"], source.get("optional", False))
-            plans[name] = VolumePlan(root / name, _project(data, source.get("items")))
+            plans[name] = VolumePlan(root / name, _project(data, source.get("items")), read_only=True)
+        elif "persistentVolumeClaim" in volume:
+            source = volume["persistentVolumeClaim"]
+            claim = source["claimName"]
+            if claim not in refs.claims:
+                raise PlanError(f'persistentvolumeclaim "{claim}" not found')
+            plans[name] = VolumePlan(refs.claims[claim], read_only=bool(source.get("readOnly", False)))
         else:
             kinds = sorted(set(volume) - {"name"})
             raise PlanError(
-                f"volume {name!r}: unsupported type {kinds} (local mode: emptyDir, secret, configMap)"
+                f"volume {name!r}: unsupported type {kinds} "
+                "(local mode: emptyDir, secret, configMap, persistentVolumeClaim)"
             )
     return plans
 
@@ -287,6 +364,7 @@ def _plan_container(
     refs: PodRefs,
     fields: Mapping[str, str],
     env: Mapping[str, str],
+    security: Security,
 ) -> ContainerPlan:
     name, image = c["name"], c.get("image", "")
     if not c.get("command"):
@@ -296,13 +374,20 @@ def _plan_container(
         )
     termination_log = pod_dir / "termination" / name
     paths = {posixpath.normpath(c.get("terminationMessagePath", DEFAULT_TERMINATION_PATH)): termination_log}
+    mounts = []
     for mount in c.get("volumeMounts", []):
-        if mount["name"] not in volumes:
+        volume = volumes.get(mount["name"])
+        if volume is None:
             raise PlanError(f"container {name!r}: volume {mount['name']!r} is not defined in the pod")
         mount_path = posixpath.normpath(mount["mountPath"])
         if mount_path == "/":
             raise PlanError(f"container {name!r}: cannot mount a volume at /")
-        paths[mount_path] = volumes[mount["name"]].path / mount.get("subPath", "")
+        sub_path = posixpath.normpath(mount.get("subPath") or ".")
+        if posixpath.isabs(sub_path) or sub_path.split("/")[0] == "..":
+            raise PlanError(f"container {name!r}: subPath {mount['subPath']!r} leaves its volume")
+        source = volume.path / sub_path if sub_path != "." else volume.path
+        paths[mount_path] = source
+        mounts.append(Mount(source, mount_path, volume.read_only or bool(mount.get("readOnly", False))))
     map_paths = path_mapper(paths)
 
     # Map literal text first, then expand: expanded values are host paths already.
@@ -321,6 +406,8 @@ def _plan_container(
         termination_log=termination_log,
         fallback_to_logs=c.get("terminationMessagePolicy") == "FallbackToLogsOnError",
         memory_limit=None if memory is None else parse_quantity(str(memory)),
+        mounts=tuple(mounts),
+        security=security,
     )
 
 

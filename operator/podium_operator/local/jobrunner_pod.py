@@ -1,8 +1,9 @@
 """Run one pod's containers as local process groups, as a kubelet would (``restartPolicy: Never``).
 
 Init containers run one after another, then all main containers at once. Each container is
-a session leader (``setsid``), so that killing it kills everything it spawned. Every state
-change is reported through ``publish`` as a complete pod ``status``.
+a session leader (``setsid``), so that killing it kills everything it spawned, started in its
+sandbox by a :class:`~.sandbox.Confiner`. Every state change is reported through ``publish``
+as a complete pod ``status``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import os
 import resource
 import signal
+import stat
 import subprocess
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -32,6 +34,7 @@ from podium_operator.local.jobrunner_status import (
     terminated_reason,
     termination_message,
 )
+from podium_operator.local.sandbox import Confiner
 
 Sandbox = Callable[[ContainerPlan], ContainerPlan]
 Publish = Callable[[dict[str, Any]], Awaitable[None]]
@@ -45,6 +48,7 @@ class PodRun:
         self,
         pod_spec: Mapping[str, Any],
         publish: Publish,
+        confiner: Confiner,
         *,
         sandbox: Sandbox | None = None,
         max_grace: float = 2.0,
@@ -55,6 +59,7 @@ class PodRun:
         self._publish_fn = publish
         self._publish_lock = asyncio.Lock()
         self._sandbox = sandbox
+        self._confiner = confiner
         self._grace = max_grace
         self._max_grace = max_grace
         self._start = _now()
@@ -72,9 +77,13 @@ class PodRun:
                 await self._fail_to_start(str(e))
                 return False
             self._grace = min(plan.grace_seconds, self._max_grace)
-            _prepare(plan)
+            try:
+                self._confiner.prepare(plan)
+            except OSError as e:
+                await self._fail_to_start(f"cannot prepare the pod's volumes: {e}")
+                return False
             if await self._run_init(plan):
-                results = await asyncio.gather(*(self._run(c, self._main) for c in plan.containers))
+                results = await asyncio.gather(*(self._run(plan, c, self._main) for c in plan.containers))
                 return all(results) and self.killed_for is None
             return False
         finally:
@@ -91,24 +100,25 @@ class PodRun:
 
     async def _run_init(self, plan: PodPlan) -> bool:
         for c in plan.init_containers:
-            if not await self._run(c, self._init):
+            if not await self._run(plan, c, self._init):
                 return False
         return True
 
-    async def _run(self, plan: ContainerPlan, table: dict[str, ContainerInfo]) -> bool:
+    async def _run(self, pod: PodPlan, plan: ContainerPlan, table: dict[str, ContainerInfo]) -> bool:
         if self.killed_for is not None:
             return False  # killed before its turn: it stays Waiting
         c = self._sandbox(plan) if self._sandbox else plan
+        argv, cwd = self._confiner.command(c, pod)
         started = _now()
-        with open(c.log_path, "ab") as log:  # the child keeps its own descriptor
+        with open(c.log_path, "ab", opener=_private) as log:  # the child keeps its own descriptor
             try:
                 process = await asyncio.create_subprocess_exec(
-                    *c.argv,
+                    *argv,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     env=dict(c.env),
-                    cwd=c.cwd,
+                    cwd=cwd,
                     start_new_session=True,
                     preexec_fn=_memory_limiter(c.memory_limit),
                 )
@@ -167,16 +177,6 @@ def _terminated(c: ContainerPlan, returncode: int, started: datetime, killed_for
     return Terminated(code, reason, _now(), started_at=started, message=message, signal=sig)
 
 
-def _prepare(plan: PodPlan) -> None:
-    for directory in plan.directories:
-        directory.mkdir(parents=True, exist_ok=True)
-    for volume in plan.volumes.values():
-        for relative, content in volume.files.items():
-            target = volume.path / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
-
-
 def _memory_limiter(limit: int | None) -> Callable[[], None] | None:
     """A ``preexec_fn`` capping the address space (the closest unprivileged memory limit)."""
     if limit is None:
@@ -193,12 +193,19 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
 
 
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
+
+
 def _read_head(path: Path, size: int) -> bytes:
+    """The start of a file the container wrote; never through a link it may have planted there."""
     try:
-        with open(path, "rb") as f:
-            return f.read(size)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return b""
+    with open(fd, "rb") as f:
+        info = os.fstat(fd)
+        return f.read(size) if stat.S_ISREG(info.st_mode) and info.st_nlink == 1 else b""
 
 
 def _read_tail(path: Path, size: int) -> bytes:

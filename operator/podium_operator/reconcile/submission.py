@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -76,7 +77,7 @@ class NextAction:
     step: Step | None = None
 
 
-def next_action(steps: tuple[Step, ...], jobs: dict[str, dict[str, Any] | None]) -> NextAction:
+def next_action(steps: tuple[Step, ...], jobs: Mapping[Step, dict[str, Any] | None]) -> NextAction:
     """Walk the steps in order: the first one not yet succeeded decides what happens next."""
     for step in steps:
         state = job_state(jobs.get(step))

@@ -11,8 +11,8 @@ from podium.api.deployment import ModelDeploymentSpec, ModelDeploymentStatus
 from podium.api.playground import PlaygroundSpec, PlaygroundStatus
 from podium.api.submission import SubmissionSpec, SubmissionStatus
 
-READY_COLUMN = {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'}
-AGE_COLUMN = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+READY_COLUMN: dict[str, object] = {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'}
+AGE_COLUMN: dict[str, object] = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ def save_predictions(predictions: Predictions, path: str | Path) -> Path:
         arrays["proba"] = np.asarray(predictions.proba, dtype=np.float64)
         arrays["classes"] = _portable(predictions.classes)
     with path.open("wb") as handle:
-        np.savez(handle, **arrays)
+        np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy stubs misread **kwargs
     return path
 
 

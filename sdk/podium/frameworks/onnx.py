@@ -136,9 +136,8 @@ class OnnxAdapter(FrameworkAdapter):
         return OnnxModel(session, graph_classes(onnx.load(str(root / files.path), load_external_data=False)))
 
     def wrap(self, model: Any, files: ModelFiles | None = None) -> OnnxModel:
-        import onnxruntime
-
         import onnx
+        import onnxruntime
 
         data = Path(model).read_bytes() if isinstance(model, str | Path) else model.SerializeToString()
         classes = graph_classes(onnx.load_from_string(data))
