@@ -60,9 +60,9 @@ class Target:
 class PodiumEmulator(kmock.KubernetesEmulator):
     """The emulated API server: an aiohttp request handler (see ``apiserver.ApiServer``)."""
 
-    # kmock keeps every request (with its body) for assertions; a long-running local cluster
-    # must not grow without bound, so only the latest ones are kept.
-    request_history: int = 10_000
+    # kmock keeps every request (with its body) for assertions, and matching a request against its
+    # reactions walks that history: a long history makes every request O(history). Keep it short.
+    request_history: int = 200
 
     _store: Store = attrs.field(init=False)
     _changed: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
