@@ -93,3 +93,38 @@ def test_private_scores_stay_private_until_close(iris, custom_objects, core):
     assert [row["submission"] for row in board] == sorted(private, key=lambda n: -private[n]["accuracy"])
     assert {row["submission"]: row["score"] for row in board} == {n: private[n]["accuracy"] for n in private}
     assert not playground.get_leaderboard(private=True).empty
+
+
+def test_events_and_prometheus_metrics_follow_the_submission(iris, core, cluster):
+    import socket
+    import urllib.request
+
+    playground, (_, _, _, y_test) = iris
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cluster.stop_operator()
+    cluster.metrics_port = port
+    cluster.start_operator()
+    playground.submit_predictions(np.asarray(y_test, dtype=object), name="watched")
+    playground.wait_for("watched", timeout=90)
+    wait_for(lambda: playground.get()["status"].get("leaderboard"), what="leaderboard")
+
+    def reasons() -> set[str]:
+        events = core.list_namespaced_event("default").items
+        return {e.reason for e in events if e.involved_object.name == "watched"}
+
+    assert wait_for(lambda: {"Accepted", "Scored"} <= reasons() and reasons(), what="Accepted and Scored events")
+    scraped = wait_for(lambda: _scrape(urllib.request, port), what="the metrics endpoint")
+    assert 'podium_submissions_total{namespace="default",phase="Evaluated",playground="iris"} 1.0' in scraped
+    assert 'podium_evaluation_duration_seconds_count{namespace="default",outcome="Evaluated",playground="iris"} 1.0' in scraped
+    assert 'podium_leaderboard_best_score{namespace="default",playground="iris"}' in scraped
+    assert "podium_evaluation_queue_depth 0.0" in scraped
+
+
+def _scrape(request_module, port: int) -> str | None:
+    try:
+        with request_module.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            return response.read().decode()
+    except OSError:
+        return None

@@ -30,13 +30,15 @@ class LocalCluster:
     """Everything local mode needs; ``with LocalCluster(state_dir) as cluster: ...``."""
 
     def __init__(
-        self, state_dir: Path, *, operator: bool = True, api_port: int = 0, job_parallelism: int = 4
+        self, state_dir: Path, *, operator: bool = True, api_port: int = 0, job_parallelism: int = 4,
+        metrics_port: int | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.kubeconfig = state_dir / "kubeconfig"
         self.with_operator = operator
         self.api_port = api_port
         self.job_parallelism = job_parallelism
+        self.metrics_port = metrics_port
         self.api: ApiServer | None = None
         self.store: ObjectStore | None = None
         self.runner: JobRunner | None = None
@@ -84,8 +86,11 @@ class LocalCluster:
 
     def start_operator(self) -> subprocess.Popen[bytes]:
         log = (self.state_dir / "operator.log").open("ab")
+        env = self.environment()
+        if self.metrics_port is not None:
+            env["PODIUM_METRICS_PORT"] = str(self.metrics_port)
         self.operator_process = subprocess.Popen(
-            [sys.executable, "-m", "podium_operator"], env=self.environment(), stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "podium_operator"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
         return self.operator_process
 

@@ -118,6 +118,5 @@ class ObjectStore:
 
 def _quiet_request_log() -> None:
     """Drop werkzeug's per-request lines (moto's server logs every request at INFO)."""
-    logger = logging.getLogger("werkzeug")
-    if logger.level == logging.NOTSET:  # leave an explicit configuration alone
-        logger.setLevel(logging.WARNING)
+    # Unconditionally: moto's own servers (verbose by default) set this logger to INFO.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
