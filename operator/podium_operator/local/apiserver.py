@@ -20,29 +20,30 @@ import asyncio
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any, TypeVar
 
 import aiohttp.web
 import yaml
 
+from podium_operator.local.background import BackgroundService
 from podium_operator.local.emulator import PodiumEmulator
 
 KUBECONFIG_NAME = "podium-local"
 T = TypeVar("T")
 
 
-class ApiServer:
+class ApiServer(BackgroundService):
     """A started-on-demand HTTP Kubernetes API emulator (plain HTTP, no auth)."""
 
+    thread_name = "podium-apiserver"
+    display_name = "The API server"
+
     def __init__(self, crd_paths: Sequence[Path] = (), host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__()
         self.emulator = PodiumEmulator()
         self.emulator.load_crd_files(crd_paths)
         self._host = host
         self._port = port
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping: asyncio.Event | None = None
 
     @property
     def url(self) -> str:
@@ -50,43 +51,6 @@ class ApiServer:
         if self._thread is None:
             raise RuntimeError("The API server is not started.")
         return f"http://{self._host}:{self._port}"
-
-    def start(self) -> ApiServer:
-        """Bind the port and serve in a daemon thread; return once requests are accepted."""
-        if self._thread is not None:
-            raise RuntimeError("The API server is already started.")
-        ready = threading.Event()
-        failure: list[BaseException] = []
-        self._thread = threading.Thread(
-            target=self._run, args=(ready, failure), name="podium-apiserver", daemon=True
-        )
-        self._thread.start()
-        ready.wait()
-        if failure:
-            self._thread.join()
-            self._thread = None
-            raise failure[0]
-        return self
-
-    def stop(self) -> None:
-        """Close all connections (watches included) and join the thread. Idempotent."""
-        if self._thread is None:
-            return
-        if self._loop is not None and self._stopping is not None:
-            self._loop.call_soon_threadsafe(self._stopping.set)
-        self._thread.join()
-        self._thread = None
-
-    def __enter__(self) -> ApiServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def write_kubeconfig(self, path: Path, namespace: str = "default") -> Path:
         """Write a kubeconfig with cluster/user/context ``podium-local`` pointing here."""

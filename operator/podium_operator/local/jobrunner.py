@@ -49,11 +49,11 @@ import os
 import threading
 from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import aiohttp
 
+from podium_operator.local.background import BackgroundService
 from podium_operator.local.jobrunner_job import JobController, Settings, pod_dir
 from podium_operator.local.jobrunner_kube import ApiError, KubeApi, jobs_path
 from podium_operator.local.jobrunner_plan import ContainerPlan, PodPlan, plan_pod
@@ -71,8 +71,11 @@ PASSTHROUGH_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "VI
 CREDENTIAL_PREFIXES = ("AWS_", "PODIUM_", "KUBE")
 
 
-class JobRunner:
+class JobRunner(BackgroundService):
     """Runs Jobs found through the API at ``api_url`` until stopped (in its own thread)."""
+
+    thread_name = "podium-jobrunner"
+    display_name = "The job runner"
 
     def __init__(
         self,
@@ -86,6 +89,7 @@ class JobRunner:
         max_grace: float = 2.0,
         retry_delay: float = 0.5,
     ) -> None:
+        super().__init__()
         self.api_url = api_url
         self.workdir = Path(workdir)
         self.namespace = namespace
@@ -98,52 +102,12 @@ class JobRunner:
             max_grace=max_grace,
             retry_delay=retry_delay,
         )
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
         # Loop-side state, keyed by Job uid.
         self._tasks: dict[str, asyncio.Task[bool]] = {}
         self._latest: dict[str, dict[str, Any]] = {}
         self._finished: set[str] = set()
 
     # --- Thread side ------------------------------------------------------------------------
-
-    def start(self) -> JobRunner:
-        """Start the thread; return once the Jobs are listed (raise if the API is unreachable)."""
-        if self._thread is not None:
-            raise RuntimeError("The job runner is already started.")
-        ready = threading.Event()
-        failure: list[BaseException] = []
-        self._thread = threading.Thread(
-            target=self._run_thread, args=(ready, failure), name="podium-jobrunner", daemon=True
-        )
-        self._thread.start()
-        ready.wait()
-        if failure:
-            self._thread.join()
-            self._thread = None
-            raise failure[0]
-        return self
-
-    def stop(self) -> None:
-        """Kill all running processes and join the thread. Idempotent."""
-        if self._thread is None:
-            return
-        if self._loop is not None and self._stopping is not None:
-            self._loop.call_soon_threadsafe(self._stopping.set)
-        self._thread.join()
-        self._thread = None
-
-    def __enter__(self) -> JobRunner:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def sandbox_support(self) -> dict[str, str | None]:
         """What this runner enforces: ``{restriction: None or why not}`` (see :mod:`.sandbox`)."""
@@ -159,7 +123,7 @@ class JobRunner:
         """A container's stdout and stderr so far (FileNotFoundError if it never started)."""
         return self.log_path(namespace, pod, container).read_text(errors="replace")
 
-    def _run_thread(self, ready: threading.Event, failure: list[BaseException]) -> None:
+    def _run(self, ready: threading.Event, failure: list[BaseException]) -> None:
         self._loop = asyncio.new_event_loop()
         try:
             self._loop.run_until_complete(self._main(ready))
