@@ -45,13 +45,10 @@ PATCH_TYPES = {"merge": "application/merge-patch+json", "json": "application/jso
 
 JOBS = Resource("batch", "v1", "jobs")
 PODS = Resource("", "v1", "pods")
-SECRETS = Resource("", "v1", "secrets")
-CONFIGMAPS = Resource("", "v1", "configmaps")
 NETWORK_POLICIES = Resource("networking.k8s.io", "v1", "networkpolicies")
 PVCS = Resource("", "v1", "persistentvolumeclaims")
 PLAYGROUNDS = Resource("podium.dev", "v1alpha1", "playgrounds")
 SUBMISSIONS = Resource("podium.dev", "v1alpha1", "submissions")
-MODEL_DEPLOYMENTS = Resource("podium.dev", "v1alpha1", "modeldeployments")
 
 
 IO_THREADS = 16
@@ -136,12 +133,3 @@ class KubeClient:
                       subresource: str | None = None) -> dict[str, Any]:
         """PUT with the body's resourceVersion: raises Conflict if someone else wrote first."""
         return await self._run("PUT", resource.path(namespace, name, subresource), body=body)
-
-    async def delete(self, resource: Resource, namespace: str | None, name: str) -> bool:
-        try:
-            await self._run("DELETE", resource.path(namespace, name), query={"propagationPolicy": "Background"})
-            return True
-        except ApiException as error:
-            if error.status == 404:
-                return False
-            raise

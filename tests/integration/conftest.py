@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,5 +39,3 @@ def core(cluster: LocalCluster) -> kubernetes.client.CoreV1Api:
     config.host = cluster.api.url
     return kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(config))
 
-
-__all__ = ["os"]

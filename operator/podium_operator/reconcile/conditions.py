@@ -36,6 +36,3 @@ def set_condition(
     others = [c for c in conditions or [] if c.get("type") != type_]
     return [*others, condition]
 
-
-def condition_status(conditions: list[dict[str, Any]] | None, type_: str) -> str | None:
-    return next((c.get("status") for c in conditions or [] if c.get("type") == type_), None)
