@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.podium-installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv demo test test-fast lint crds e2e bench clean system-deps
+.PHONY: help venv demo test lint crds e2e bench clean system-deps constraints
 
 help:
 	@echo "make demo   - start a local cluster, run the demo, shut it down"
@@ -16,14 +16,19 @@ help:
 	@echo "make e2e    - tests against the cluster of the current kubeconfig (skipped when none)"
 	@echo "make bench  - run the benchmarks in benchmarks/"
 
-# The venv is rebuilt when pyproject.toml changes. torch is installed first, pinned, because an
-# unpinned torch (pulled in by another package) would be a multi-GB CUDA build.
-$(STAMP): pyproject.toml
+# The venv is rebuilt when pyproject.toml or constraints.txt changes. torch is installed first,
+# pinned, because an unpinned torch (pulled in by another package) would be a multi-GB CUDA build.
+# constraints.txt pins the tested versions: without it pip's resolver backtracks for many minutes
+# (boto3/botocore) on a fresh machine. Refresh it with `make constraints` after changing deps.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "torch==2.13.0"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
+
+constraints: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^podium' > constraints.txt
 
 venv: $(STAMP) system-deps
 
