@@ -168,7 +168,14 @@ def runtime_paths(env: Mapping[str, str]) -> list[Path]:
 
 
 def _runtime_prefixes() -> list[Path]:
-    return [Path(sys.prefix), Path(sys.base_prefix)]
+    # Podium's own packages too: an editable install (a source checkout under /tmp, say) lives
+    # outside the interpreter's prefix, and the job commands run `python -m podium...`.
+    import podium
+    import podium_operator
+
+    sources = [Path(package.__file__).resolve().parent.parent for package in (podium, podium_operator)
+               if package.__file__]
+    return [Path(sys.prefix), Path(sys.base_prefix), *sources]
 
 
 def _or(value: int | None, default: int) -> int:
