@@ -40,3 +40,21 @@ def activation_key(name: str) -> str:
 
 def shape_text(shape: Iterable[int | None]) -> str:
     return "(" + ", ".join("None" if dim is None else str(dim) for dim in shape) + ")"
+
+
+def network_metadata(
+    framework: str, model: Any, layers: list[Any], *, total: int, trainable: int, activations: list[str]
+) -> Metadata:
+    """The columns Keras and PyTorch networks share: layer and parameter counts, activations."""
+    return {
+        "ml_framework": framework,
+        "model_type": type(model).__name__,
+        "deep_learning": True,
+        "n_layers": len(layers),
+        "n_params": total,
+        "n_trainable_params": trainable,
+        "n_non_trainable_params": total - trainable,
+        **counts("layer_", (type(layer).__name__ for layer in layers)),
+        "activations": ",".join(activations) or None,
+        **counts("act_", activations),
+    }

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from podium.metadata.common import Metadata, activation_key, counts, shape_text, to_scalar
+from podium.metadata.common import Metadata, activation_key, network_metadata, shape_text, to_scalar
 
 _ACTIVATION_LAYERS = {"ReLU", "Softmax", "LeakyReLU", "PReLU", "ELU"}  # layers that are an activation
 
@@ -18,16 +18,7 @@ def extract(model: Any, example: np.ndarray | None = None) -> Metadata:
     trainable = sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
     total = int(model.count_params()) if model.built else trainable
     metadata: Metadata = {
-        "ml_framework": "keras",
-        "model_type": type(model).__name__,
-        "deep_learning": True,
-        "n_layers": len(layers),
-        "n_params": total,
-        "n_trainable_params": trainable,
-        "n_non_trainable_params": total - trainable,
-        **counts("layer_", (type(layer).__name__ for layer in layers)),
-        "activations": ",".join(activations) or None,
-        **counts("act_", activations),
+        **network_metadata("keras", model, layers, total=total, trainable=trainable, activations=activations),
         "input_shape": _shape(lambda: model.inputs[0].shape),
         "output_shape": _shape(lambda: model.outputs[0].shape),
         "layer_shapes": " | ".join(

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from podium.metadata.common import Metadata, activation_key, counts, shape_text
+from podium.metadata.common import Metadata, activation_key, network_metadata, shape_text
 
 
 def extract(model: Any, example: np.ndarray | None = None) -> Metadata:
@@ -20,16 +20,7 @@ def extract(model: Any, example: np.ndarray | None = None) -> Metadata:
     total = sum(parameter.numel() for parameter in model.parameters())
     trainable = sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
     metadata: Metadata = {
-        "ml_framework": "pytorch",
-        "model_type": type(model).__name__,
-        "deep_learning": True,
-        "n_layers": len(layers),
-        "n_params": total,
-        "n_trainable_params": trainable,
-        "n_non_trainable_params": total - trainable,
-        **counts("layer_", (type(layer).__name__ for layer in layers)),
-        "activations": ",".join(activations) or None,
-        **counts("act_", activations),
+        **network_metadata("pytorch", model, layers, total=total, trainable=trainable, activations=activations),
     }
     if example is not None:
         metadata.update(_shapes(model, layers, example))
