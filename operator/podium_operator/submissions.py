@@ -52,6 +52,8 @@ class Controller:
         self.submission_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self.policies_ensured: set[str] = set()
         self.in_flight: set[tuple[str, str]] = set()
+        # Submissions whose version this process has written to their status (no need to re-check).
+        self.recorded_versions: set[tuple[str, str]] = set()
 
     def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """A Kubernetes Event on the object (kopf queues and posts it)."""
@@ -68,17 +70,37 @@ class Controller:
         return await self.kube.patch(resource, meta["namespace"], meta["name"], {"status": status}, subresource="status")
 
 
+async def _still_unrecorded(ctl: Controller, namespace: str, pending: dict[str, int], current: str) -> dict[str, int]:
+    """The pending assignments that may still be missing from their Submission (kept so none is skipped)."""
+    kept: dict[str, int] = {}
+    for submission, version in pending.items():
+        if submission == current:
+            continue
+        if (namespace, submission) in ctl.recorded_versions:
+            ctl.recorded_versions.discard((namespace, submission))  # dropped from the map: forget it too
+            continue
+        other = await ctl.kube.get(k8s.SUBMISSIONS, namespace, submission)  # only after a restart
+        if other is not None and (other.get("status") or {}).get("version") is None:
+            kept[submission] = int(version)
+    return kept
+
+
 async def _assign_version(ctl: Controller, playground: dict[str, Any], submission: str) -> int:
-    """Take the next version from the Playground's counter with optimistic concurrency (409 → re-read)."""
+    """Take the next version from the Playground's counter with optimistic concurrency (409 → re-read).
+
+    Every version handed out stays in ``pendingVersions`` until its Submission has recorded it, so an
+    operator killed in between re-uses it rather than leaving a gap, whichever Submission it admits first.
+    """
     namespace, name = playground["metadata"]["namespace"], playground["metadata"]["name"]
     current = playground
     for _ in range(50):
         status = dict(current.get("status") or {})
-        last = status.get("lastAssigned") or {}
-        if last.get("submission") == submission:  # assigned before a crash, not yet recorded
-            return int(last["version"])
+        pending = {str(k): int(v) for k, v in (status.get("pendingVersions") or {}).items()}
+        if submission in pending:  # assigned before a crash, not yet recorded
+            return pending[submission]
         version = int(status.get("nextVersion") or 1)
-        status.update(nextVersion=version + 1, lastAssigned={"submission": submission, "version": version})
+        kept = await _still_unrecorded(ctl, namespace, pending, submission)
+        status.update(nextVersion=version + 1, pendingVersions={**kept, submission: version})
         body = {**current, "status": status}
         try:
             await ctl.kube.replace(k8s.PLAYGROUNDS, namespace, name, body, subresource="status")
@@ -189,6 +211,7 @@ async def _admit(ctl: Controller, submission: dict[str, Any], spec: SubmissionSp
                                         generation=submission["metadata"].get("generation")),
         }
         updated = await ctl.patch_status(k8s.SUBMISSIONS, submission, status)
+        ctl.recorded_versions.add((namespace, submission["metadata"]["name"]))
     metrics.SUBMISSIONS.labels(namespace, pg_name, "Evaluating").inc()
     ctl.post_event(submission, "Normal", "Accepted", f"version {version} of playground {pg_name}")
     return updated

@@ -8,7 +8,7 @@ Usage in any test under ``tests/local/``::
         api_server.emulator.objects["batch/v1/jobs", "default", "name"]     # read-only peeking
         api_server.call(some_function_touching_the_emulator)               # anything else
 
-``make_api_client(api_server)`` (``from conftest import make_api_client``) builds more clients.
+``make_api_client(api_server)`` (``from tests.local.conftest import make_api_client``) builds more clients.
 """
 
 from __future__ import annotations

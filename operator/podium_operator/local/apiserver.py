@@ -81,11 +81,15 @@ class ApiServer(BackgroundService):
         finally:
             ready.set()
             # Let cancelled connection handlers finish, so none is destroyed while pending.
-            pending = asyncio.all_tasks(self._loop)
-            for task in pending:
-                task.cancel()
-            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self._loop.run_until_complete(self._drain())
             self._loop.close()
+
+    @staticmethod
+    async def _drain() -> None:
+        pending = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _serve(self, ready: threading.Event) -> None:
         self._stopping = asyncio.Event()

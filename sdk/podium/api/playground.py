@@ -159,19 +159,16 @@ class HoldoutSplitStatus(ApiModel):
     private_fraction: float = 0.0
 
 
-class AssignedVersion(ApiModel):
-    """The last version handed out, so a restarted operator re-uses it instead of skipping a number."""
-
-    submission: str
-    version: int
-
-
 class PlaygroundStatus(ApiModel):
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
     submission_count: int = 0
     next_version: int = Field(default=1, description="Next version number; assigned by the operator only.")
-    last_assigned: AssignedVersion | None = None
+    pending_versions: dict[str, int] = Field(
+        default_factory=dict,
+        description="Versions handed out whose Submission may not have recorded them yet, by Submission name; "
+        "a restarted operator re-uses them instead of skipping a number.",
+    )
     holdout_rows: int | None = None
     split: HoldoutSplitStatus | None = None
     leaderboard: list[LeaderboardRow] = Field(default_factory=list, description="Public leaderboard, top N.")

@@ -1,0 +1,63 @@
+"""Version assignment across an operator restart: a version handed out but not yet recorded is never skipped."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.local.conftest import make_api_client
+
+from podium_operator import k8s
+from podium_operator.settings import OperatorConfig
+from podium_operator.submissions import Controller, _assign_version
+
+NAMESPACE = "default"
+
+
+def _playground() -> dict:
+    return {"apiVersion": "podium.dev/v1alpha1", "kind": "Playground", "metadata": {"name": "pg"},
+            "spec": {"task": "regression", "holdout": {"features": "s3://b/x.csv", "labels": "s3://b/y.csv"},
+                     "primaryMetric": "rmse"}}
+
+
+def _submission(name: str) -> dict:
+    return {"apiVersion": "podium.dev/v1alpha1", "kind": "Submission", "metadata": {"name": name},
+            "spec": {"playground": "pg", "predictions": {"uri": "s3://b/p.csv"}}}
+
+
+def _controller(api_server) -> Controller:
+    return Controller(k8s.KubeClient(make_api_client(api_server)), OperatorConfig.from_env())
+
+
+async def _record(ctl: Controller, name: str, version: int) -> None:
+    submission = await ctl.kube.get(k8s.SUBMISSIONS, NAMESPACE, name)
+    await ctl.patch_status(k8s.SUBMISSIONS, submission, {"version": version})
+    ctl.recorded_versions.add((NAMESPACE, name))
+
+
+async def _scenario(api_server) -> tuple[dict[str, int], dict]:
+    before = _controller(api_server)
+    await before.kube.create(k8s.PLAYGROUNDS, NAMESPACE, _playground())
+    for name in ("a", "b", "c", "d"):
+        await before.kube.create(k8s.SUBMISSIONS, NAMESPACE, _submission(name))
+    versions: dict[str, int] = {}
+    for name in ("a", "b"):
+        versions[name] = await _assign_version(before, await before.kube.get(k8s.PLAYGROUNDS, NAMESPACE, "pg"), name)
+        await _record(before, name, versions[name])
+    # "c" gets a version, then the operator dies before writing it to c's status.
+    versions["c"] = await _assign_version(before, await before.kube.get(k8s.PLAYGROUNDS, NAMESPACE, "pg"), "c")
+
+    after = _controller(api_server)  # a fresh process: knows nothing of what was recorded
+    for name in ("d", "c"):  # the restarted operator happens to admit "d" first
+        versions[name] = await _assign_version(after, await after.kube.get(k8s.PLAYGROUNDS, NAMESPACE, "pg"), name)
+        await _record(after, name, versions[name])
+    versions["e"] = await _assign_version(after, await after.kube.get(k8s.PLAYGROUNDS, NAMESPACE, "pg"), "e")
+    status = (await after.kube.get(k8s.PLAYGROUNDS, NAMESPACE, "pg"))["status"]
+    return versions, status
+
+
+def test_version_handed_out_before_a_crash_is_reused_whatever_is_admitted_first(podium_api_server):
+    versions, status = asyncio.run(_scenario(podium_api_server))
+    assert versions == {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}
+    assert status["nextVersion"] == 6
+    # Recorded versions are dropped from the pending map; only the unrecorded one ("e") is left.
+    assert status["pendingVersions"] == {"e": 5}
