@@ -61,8 +61,10 @@ class PodiumEmulator(kmock.KubernetesEmulator):
     """The emulated API server: an aiohttp request handler (see ``apiserver.ApiServer``)."""
 
     # kmock keeps every request (with its body) for assertions, and matching a request against its
-    # reactions walks that history: a long history makes every request O(history). Keep it short.
-    request_history: int = 200
+    # reactions walks that history for every reaction: a long history makes every request
+    # O(history × reactions), which dominated the emulator's time. Keep just the current request
+    # (so no DSL reaction may count requests, e.g. ``emulator['post'][:1]``).
+    request_history: int = 1
 
     _store: Store = attrs.field(init=False)
     _changed: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
@@ -101,7 +103,7 @@ class PodiumEmulator(kmock.KubernetesEmulator):
         return await super().__aenter__()
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
-        if len(self._requests) > 2 * self.request_history:
+        if len(self._requests) > self.request_history:
             for log in [self._requests, *(payload._requests for payload in self._payloads)]:
                 del log[: -self.request_history]
         # Skip KubernetesEmulator._handle(): it stores every write in its own simplistic way
