@@ -3,9 +3,10 @@
     python benchmarks/bench_operator.py --submissions 100 1000
 
 Two measurements, side by side:
-- one at a time (``--sequential`` submissions, default 10): submission-to-scored latency p50/p95 from
-  the Submission's own timings, next to the score process's own run time measured alone in this run
-  (the baseline: what the Job itself costs, so latency − baseline is the operator's and runner's share);
+- one at a time (``--sequential`` submissions, default 10): submission-to-scored latency p50/p95, from
+  the moment the client's create call returned to the Submission's ``evaluatedAt``, next to the score
+  Job's own command run directly on the same inputs in the same object store (the baseline: what the
+  Job itself costs, so latency - baseline is the operator's and the runner's share);
 - a burst of N submitted at once: all scored?, throughput, latency p50/p95 (queueing included) and the
   operator's peak RSS (VmHWM).
 """
@@ -41,24 +42,24 @@ def _seconds(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def score_job_alone(y: np.ndarray) -> float:
+def score_job_alone(predictions_uri: str, labels_uri: str, scratch: Path) -> float:
     """Wall time of one score Job's command run directly (imports, downloads, scoring, uploads)."""
     import subprocess
 
-    scratch = Path(tempfile.mkdtemp())
-    from podium.data import write_table
-    from podium.evaluation.predictions import Predictions, save_predictions
-
-    labels = write_table(np.asarray(y), scratch / "labels.csv")
-    predictions = save_predictions(Predictions(np.asarray(y)), scratch / "p.npz")
-    command = [sys.executable, "-m", "podium.evaluation.scorejob", "--predictions", str(predictions),
-               "--labels", str(labels), "--task", "classification",
+    command = [sys.executable, "-m", "podium.evaluation.scorejob", "--predictions", predictions_uri,
+               "--labels", labels_uri, "--task", "classification",
                "--class-labels-json", '["setosa", "versicolor", "virginica"]',
-               "--results", str(scratch / "r.json"), "--private", str(scratch / "s.json"),
-               "--termination-log", str(scratch / "t")]
+               "--results", "s3://podium/bench/alone/result.json",
+               "--private", "s3://podium/podium-private/bench/alone.json",
+               "--termination-log", str(scratch / "termination-log")]
     started = time.monotonic()
     subprocess.run(command, check=True, capture_output=True)
     return time.monotonic() - started
+
+
+def _latencies(submissions: list[dict], created: dict[str, float]) -> np.ndarray:
+    return np.array([_seconds(s["status"]["timings"]["evaluatedAt"]) - created[s["metadata"]["name"]]
+                     for s in submissions])
 
 
 def run(n: int, parallel: int, sequential: int) -> dict[str, float]:
@@ -74,24 +75,34 @@ def run(n: int, parallel: int, sequential: int) -> dict[str, float]:
         playground.api.create_namespaced_custom_object(
             "podium.dev", "v1alpha1", "default", "playgrounds", iris_playground("iris", *holdout))
         playground.wait_ready()
+        created: dict[str, float] = {}
+
+        def submit(name: str) -> dict:
+            submission = playground.submit_predictions(np.asarray(y_test), name=name)
+            created[name] = time.time()
+            return submission
+
+        sequential_names = [f"seq{index:03d}" for index in range(sequential)]
         one_by_one = []
-        for index in range(sequential):
-            playground.submit_predictions(np.asarray(y_test), name=f"seq{index:03d}")
-            (done,) = playground.wait_for(f"seq{index:03d}", timeout=120)
-            one_by_one.append(done["status"]["timings"]["durationSeconds"])
+        for name in sequential_names:
+            submit(name)
+            one_by_one.extend(playground.wait_for(name, timeout=120))
+        predictions_uri = one_by_one[0]["spec"]["predictions"]["uri"]
+        job_alone = float(np.median([score_job_alone(predictions_uri, holdout[1], Path(state)) for _ in range(3)]))
         names = [f"b{index:05d}" for index in range(n)]
         started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda name: playground.submit_predictions(np.asarray(y_test), name=name), names))
+            list(pool.map(submit, names))
         finished = playground.wait_for(*names, timeout=60 + 3 * n)
         elapsed = time.monotonic() - started
         assert cluster.operator_process is not None
         rss = _peak_rss_mb(cluster.operator_process.pid)
         phases = {s["status"]["phase"] for s in finished}
-        latency = np.array([s["status"]["timings"]["durationSeconds"] for s in finished])
+        sequential_latency = _latencies(one_by_one, created)
+        latency = _latencies(finished, created)
         return {"n": n, "scored": sum(s["status"]["phase"] == "Evaluated" for s in finished),
-                "seq_p50": float(np.percentile(one_by_one, 50)), "seq_p95": float(np.percentile(one_by_one, 95)),
-                "job_alone": score_job_alone(np.asarray(y_test)),
+                "seq_p50": float(np.percentile(sequential_latency, 50)),
+                "seq_p95": float(np.percentile(sequential_latency, 95)), "job_alone": job_alone,
                 "phases": ",".join(sorted(phases)), "p50": float(np.percentile(latency, 50)),
                 "p95": float(np.percentile(latency, 95)), "throughput": n / elapsed, "rss_mb": rss}
 

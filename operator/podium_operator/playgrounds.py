@@ -96,8 +96,18 @@ async def _private_scores(ctl: Controller, namespace: str, playground: str, name
 
 
 async def refresh_leaderboard(ctl: Controller, namespace: str, name: str) -> None:
-    """Recompute the boards from every Submission; serialised per playground so no update is lost."""
-    async with ctl.playground_locks[(namespace, name)]:
+    """Recompute the boards from every Submission; serialised per playground so no update is lost.
+
+    Refreshes coalesce: a caller that finds one already queued returns at once, since the queued one
+    lists the Submissions after the caller's own status change. A burst of N finishing submissions
+    costs a few LISTs rather than N.
+    """
+    key = (namespace, name)
+    if key in ctl.leaderboard_refresh_queued:
+        return
+    ctl.leaderboard_refresh_queued.add(key)
+    async with ctl.leaderboard_locks[key]:
+        ctl.leaderboard_refresh_queued.discard(key)
         playground = await ctl.kube.get(k8s.PLAYGROUNDS, namespace, name)
         if playground is None:
             return

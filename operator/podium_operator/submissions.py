@@ -49,6 +49,8 @@ class Controller:
         self.config = config
         # One operator replica (Recreate): in-process locks serialise versioning and leaderboards.
         self.playground_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.leaderboard_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.leaderboard_refresh_queued: set[tuple[str, str]] = set()
         self.submission_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self.policies_ensured: set[str] = set()
         self.in_flight: set[tuple[str, str]] = set()

@@ -587,6 +587,7 @@ def test_kopf_operator_handles_widgets_and_does_not_recreate_on_restart(
     assert get(widgets, "w")["metadata"]["finalizers"] == ["kopf.zalando.org/KopfFinalizerMarker"]
 
     # A namespace glob makes kopf list and watch /api/v1/namespaces as well.
+    api_server.emulator.request_history = 100_000  # keep kmock's request log for the check below
     with KopfRunner(["run", "--standalone", "--namespace=def*"], registry=registry, timeout=30) as runner:
         _wait_until(lambda: resumed == ["w"])  # a restart resumes, it does not create again
         delete(widgets, "w")
