@@ -39,10 +39,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     config = OperatorConfig.from_env()
     if WEBHOOK.enabled:
         settings.admission.server = kopf.WebhookServer(
-            addr="0.0.0.0", port=WEBHOOK.port, host=WEBHOOK.host, certfile=WEBHOOK.certfile,
-            pkeyfile=WEBHOOK.keyfile,
+            addr="0.0.0.0", port=WEBHOOK.port, host=WEBHOOK.host, **WEBHOOK.tls_files()
         )
-        settings.admission.managed = PREFIX
+        settings.admission.managed = PREFIX  # kopf keeps the MutatingWebhookConfiguration "podium.dev"
     memo.controller = Controller(k8s.KubeClient(), config)
     if config.metrics_port is not None:
         logger.info("metrics on port %d", metrics.serve(config.metrics_port))
@@ -105,12 +104,21 @@ async def evaluation_job_changed(
         logger.exception("reconciling submission %s/%s after a Job event", namespace, labels[SUBMISSION_LABEL])
 
 
-def _stamp_submitter(patch: kopf.Patch, userinfo: kopf.UserInfo, **_: Any) -> None:
-    """The submitter is who the API server authenticated, never what the client claims."""
-    patch.metadata.setdefault("annotations", {})[SUBMITTER_ANNOTATION] = userinfo.get("username", "unknown")
+def _stamp_submitter(patch: kopf.Patch, userinfo: kopf.UserInfo, operation: str | None,
+                     old: kopf.Body | None, **_: Any) -> None:
+    """The submitter is who the API server authenticated at CREATE, never what a client claims, and it
+    never changes afterwards (an UPDATE gets the old value back)."""
+    if operation == "UPDATE":
+        submitter = ((old or {}).get("metadata", {}).get("annotations") or {}).get(SUBMITTER_ANNOTATION)
+        if submitter is None:
+            return
+    else:
+        submitter = userinfo.get("username") or "unknown"
+    patch.metadata.setdefault("annotations", {})[SUBMITTER_ANNOTATION] = submitter
 
 
-# The admission webhook needs a TLS server reachable by the API server (the chart provides one);
-# local mode has no webhooks, so there the annotation set by the client is taken as is.
+# The admission webhook needs a TLS server reachable by the API server (the chart's Service); local
+# mode's API server calls no webhooks, so there the annotation set by the client is taken as is.
 if WEBHOOK.enabled:
-    kopf.on.mutate(GROUP, VERSION, SUBMISSION.plural, operation="CREATE", registry=registry)(_stamp_submitter)
+    kopf.on.mutate(GROUP, VERSION, SUBMISSION.plural, operations=["CREATE", "UPDATE"], registry=registry)(
+        _stamp_submitter)

@@ -52,6 +52,7 @@ SUBMISSIONS = Resource("podium.dev", "v1alpha1", "submissions")
 
 
 IO_THREADS = 16
+USER_AGENT = "podium-operator/0.1.0"
 
 
 def load_api_client() -> kubernetes.client.ApiClient:
@@ -68,6 +69,7 @@ def load_api_client() -> kubernetes.client.ApiClient:
 class KubeClient:
     def __init__(self, api_client: kubernetes.client.ApiClient | None = None) -> None:
         self.api = api_client or load_api_client()
+        self.api.user_agent = USER_AGENT  # tells the operator's calls apart in audit logs (and local RBAC checks)
         # The official client blocks; its own pool of threads keeps kopf's default executor free.
         self.executor = concurrent.futures.ThreadPoolExecutor(IO_THREADS, thread_name_prefix="podium-k8s")
 
@@ -122,6 +124,16 @@ class KubeClient:
             if existing is None:
                 raise
             return existing
+
+    async def delete(self, resource: Resource, namespace: str | None, name: str) -> bool:
+        """Delete (background propagation); False when it was already gone."""
+        try:
+            await self._run("DELETE", resource.path(namespace, name))
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
 
     async def patch(
         self, resource: Resource, namespace: str | None, name: str, body: Any, *, subresource: str | None = None,

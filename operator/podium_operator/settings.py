@@ -47,25 +47,42 @@ class OperatorConfig:
 
 @dataclass(frozen=True)
 class WebhookConfig:
-    """TLS admission server settings (from the chart's cert-manager Secret); disabled when unset."""
+    """The admission webhook that stamps each Submission with the user the API server authenticated.
+
+    Enabled by ``PODIUM_WEBHOOK_HOST`` (the name the API server calls, e.g. the chart's Service). With
+    ``PODIUM_WEBHOOK_CERT_DIR`` (``tls.crt``, ``tls.key``, optional ``ca.crt``, e.g. from cert-manager)
+    those serve TLS; without it the operator makes a self-signed certificate at start-up. Either way the
+    operator writes the MutatingWebhookConfiguration itself, with the matching CA bundle.
+    """
 
     host: str | None
     port: int
-    certfile: str | None
-    keyfile: str | None
+    cert_dir: str | None
 
     @property
     def enabled(self) -> bool:
-        return bool(self.host and self.certfile and self.keyfile)
+        return bool(self.host)
+
+    def tls_files(self) -> dict[str, str | None]:
+        """kopf.WebhookServer's certfile/pkeyfile/cafile, making a self-signed certificate if none is mounted."""
+        if not self.cert_dir:
+            import tempfile
+            from pathlib import Path
+
+            from podium_operator.webhook_tls import write_self_signed
+
+            assert self.host is not None
+            return write_self_signed([self.host, "localhost"], Path(tempfile.mkdtemp(prefix="podium-webhook-")))
+        ca = os.path.join(self.cert_dir, "ca.crt")
+        return {"certfile": os.path.join(self.cert_dir, "tls.crt"), "pkeyfile": os.path.join(self.cert_dir, "tls.key"),
+                "cafile": ca if os.path.exists(ca) else None}
 
     @classmethod
     def from_env(cls) -> WebhookConfig:
-        cert_dir = os.environ.get("PODIUM_WEBHOOK_CERT_DIR")
         return cls(
-            host=os.environ.get("PODIUM_WEBHOOK_HOST"),
+            host=os.environ.get("PODIUM_WEBHOOK_HOST") or None,
             port=int(os.environ.get("PODIUM_WEBHOOK_PORT", "9443")),
-            certfile=f"{cert_dir}/tls.crt" if cert_dir else None,
-            keyfile=f"{cert_dir}/tls.key" if cert_dir else None,
+            cert_dir=os.environ.get("PODIUM_WEBHOOK_CERT_DIR") or None,
         )
 
 

@@ -19,6 +19,7 @@ from podium_operator.reconcile.evaluation_jobs import (
     evaluation_volume,
     job_name,
     sandbox_network_policy,
+    volume_name,
 )
 from podium_operator.reconcile.submission import (
     admission_problem,
@@ -248,6 +249,8 @@ async def _advance(ctl: Controller, submission: dict[str, Any], spec: Submission
         return False
     if action.kind == "wait":
         return False
+    if "stage" in plan.steps():  # the Jobs are over: release the staged model and features
+        await ctl.kube.delete(k8s.PVCS, namespace, volume_name(plan.name))
     if action.kind == "failed":
         assert action.step is not None
         job = jobs[action.step] or {}

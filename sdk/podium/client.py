@@ -135,16 +135,66 @@ class ModelPlayground:
         return obj
 
     def wait_for(self, *names: str, timeout: float = 300.0) -> list[dict[str, Any]]:
-        """Wait until each submission is Evaluated, Failed or Rejected; returns them."""
-        def finished() -> list[dict[str, Any]] | None:
-            # One LIST per poll, however many submissions are awaited.
-            listed = self.api.list_namespaced_custom_object(GROUP, VERSION, self.namespace, "submissions")
-            by_name = {item["metadata"]["name"]: item for item in listed["items"]}
-            found = [by_name.get(name, {}) for name in names]
-            return found if all((s.get("status") or {}).get("phase") in TERMINAL for s in found) else None
+        """Wait until each submission is Evaluated, Failed or Rejected; returns them in the order asked.
 
-        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        return _poll(finished, timeout, f"submissions {shown} to finish", interval=0.5)
+        One LIST, then a WATCH from its resourceVersion (relisting if that expired): the cost does not
+        grow with how long the wait is, nor with how many submissions are awaited.
+        """
+        from kubernetes.client import ApiException
+
+        deadline = time.monotonic() + timeout
+        found: dict[str, dict[str, Any]] = {}
+
+        def take(item: dict[str, Any]) -> None:
+            name = item.get("metadata", {}).get("name")
+            if name in names and (item.get("status") or {}).get("phase") in TERMINAL:
+                found.setdefault(name, item)
+
+        while len(found) < len(set(names)):
+            listed = self.api.list_namespaced_custom_object(GROUP, VERSION, self.namespace, "submissions")
+            for item in listed["items"]:
+                take(item)
+            try:
+                self._watch_submissions(listed["metadata"]["resourceVersion"], take,
+                                        lambda: len(found) >= len(set(names)), deadline)
+            except ApiException as error:
+                if error.status != 410:  # 410 Gone: the version expired, list again
+                    raise
+            except TimeoutError:
+                shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+                raise TimeoutError(f"timed out after {timeout:.0f}s waiting for submissions {shown} to finish") from None
+        return [found[name] for name in names]
+
+    def _watch_submissions(self, version: str, take: Any, done: Any, deadline: float) -> None:
+        """Feed watch events to ``take`` until ``done()``; TimeoutError at ``deadline``."""
+        import json
+
+        from kubernetes.client import ApiException
+
+        while not done():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            response = self.api.list_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, "submissions", watch=True, resource_version=version,
+                allow_watch_bookmarks=True, timeout_seconds=max(1, min(int(remaining) + 1, 60)),
+                _preload_content=False)
+            try:
+                for line in response:  # urllib3 yields whole lines: one event each
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    obj = event.get("object") or {}
+                    if event.get("type") == "ERROR":
+                        raise ApiException(status=obj.get("code", 500), reason=obj.get("message", "watch error"))
+                    version = obj.get("metadata", {}).get("resourceVersion", version)
+                    if event.get("type") in ("ADDED", "MODIFIED"):
+                        take(obj)
+                    if done():
+                        return
+            finally:
+                response.close()
+                response.release_conn()
 
     # --- leaderboards ------------------------------------------------------------------------------
     def wait_for_leaderboard(self, rows: int, timeout: float = 60.0) -> None:

@@ -9,6 +9,9 @@ import kubernetes.client
 import pytest
 
 from podium_operator.local.cluster import LocalCluster
+from tests.chart import not_granted
+
+OPERATOR_CLIENTS = ("kopf", "podium-operator")  # User-Agent products of the operator's own requests
 
 
 @pytest.fixture
@@ -19,6 +22,10 @@ def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalCl
             if key == "KUBECONFIG" or key.startswith(("AWS_", "PODIUM_")):
                 monkeypatch.setenv(key, value)
         yield running
+        assert running.api is not None
+        calls = running.api.call(lambda: set(running.api.emulator.access_log))  # type: ignore[union-attr]
+        operator_calls = [call for client, call in calls if client in OPERATOR_CLIENTS]
+        assert not_granted(operator_calls) == [], "the chart's ClusterRole lacks what the operator used"
         log = running.state_dir / "operator.log"
         if log.exists():
             assert "Traceback" not in log.read_text(errors="replace"), log.read_text(errors="replace")[-4000:]

@@ -62,13 +62,15 @@ def test_every_framework_is_scored_like_its_own_predictions(iris):
     assert "roc_auc" in finished["sk"]["metrics"] and "log_loss" in finished["sk"]["metrics"]
 
 
-def test_crashing_model_fails_with_its_own_message_and_operator_carries_on(iris):
+def test_crashing_model_fails_with_its_own_message_and_operator_carries_on(iris, core):
     playground, (X_train, _, y_train, y_test) = iris
     playground.submit_model(models.Crashing(), name="crash", example_data=None)
     (crash,) = playground.wait_for("crash", timeout=300)
     assert crash["status"]["phase"] == "Failed"
     assert "running your model" in crash["status"]["message"]
     assert "petal width" in crash["status"]["message"]
+    # Its Jobs are over: the volume holding the staged model and features is released.
+    assert [c.metadata.name for c in core.list_namespaced_persistent_volume_claim("default").items] == []
     playground.submit_predictions(np.asarray(y_test, dtype=object), name="after")
     (after,) = playground.wait_for("after", timeout=120)
     assert after["status"]["phase"] == "Evaluated"

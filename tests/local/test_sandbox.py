@@ -653,9 +653,12 @@ def test_a_recreated_claim_starts_empty(cluster: Cluster, runner: JobRunner) -> 
     check = "import os; print(os.path.exists('/data/f')); open('/data/f', 'w').write('x')"
     assert run(cluster, runner, job("first", check, volumes={"/data": claim("eval")})) == "False\n"
     assert run(cluster, runner, job("second", check, volumes={"/data": claim("eval")})) == "True\n"
+    (old_volume,) = (runner.workdir / "default" / "pvc" / "eval").iterdir()
     cluster.core.delete_namespaced_persistent_volume_claim("eval", "default")
     create_claim(cluster, "eval")
     assert run(cluster, runner, job("third", check, volumes={"/data": claim("eval")})) == "False\n"
+    # The next Job's start frees the deleted claim's directory, as a cluster frees its volume.
+    assert not old_volume.exists() and len(list(old_volume.parent.iterdir())) == 1
 
 
 def test_a_sandboxed_pod_dies_whole_at_its_deadline(cluster: Cluster, runner: JobRunner) -> None:

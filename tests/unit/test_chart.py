@@ -1,38 +1,12 @@
-"""The Helm chart renders to valid Kubernetes objects.
-
-The templates deliberately use plain value references only, so this small renderer is exact
-for them; a template using control flow fails here rather than going untested.
-"""
+"""The Helm chart renders to valid Kubernetes objects."""
 
 from __future__ import annotations
-
-import re
-from pathlib import Path
-from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
 
-CHART = Path(__file__).resolve().parents[2] / "charts/podium"
-REFERENCE = re.compile(r"\{\{\s*\.(Values|Release|Chart)\.([A-Za-z0-9_.]+)\s*\}\}")
-
-
-def render(template: str, values: dict[str, Any], namespace: str = "podium-system") -> str:
-    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
-    scopes = {"Values": values, "Release": {"Namespace": namespace, "Name": "podium"},
-              "Chart": {"AppVersion": chart["appVersion"], "Version": chart["version"]}}
-
-    def substitute(match: re.Match[str]) -> str:
-        value: Any = scopes[match.group(1)]
-        for key in match.group(2).split("."):
-            value = value[key]
-        return str(value)
-
-    rendered = REFERENCE.sub(substitute, template)
-    assert "{{" not in rendered, "templates may only use plain value references"
-    return rendered
-
+from tests.chart import CHART, render
 
 TEMPLATES = sorted((CHART / "templates").glob("*.yaml"))
 
@@ -50,3 +24,27 @@ def test_operator_deployment_is_single_replica_recreate():
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     deployment = yaml.safe_load(render((CHART / "templates/deployment.yaml").read_text(), values))
     assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"]["type"] == "Recreate"
+
+
+def test_rbac_check_names_what_the_cluster_role_does_not_grant():
+    from podium_operator.local.emulator_access import ApiCall
+    from tests.chart import not_granted
+
+    granted = [ApiCall("create", "", "persistentvolumeclaims"), ApiCall("patch", "podium.dev", "submissions/status"),
+               ApiCall("create", "admissionregistration.k8s.io", "mutatingwebhookconfigurations")]
+    missing = [ApiCall("delete", "", "nodes"), ApiCall("delete", "podium.dev", "playgrounds")]
+    assert not_granted(granted + missing) == sorted(missing)
+
+
+def test_webhook_service_reaches_the_port_the_operator_serves_on():
+    from tests.chart import rendered_documents
+
+    (deployment,) = rendered_documents("deployment.yaml")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    service = next(d for d in rendered_documents("service.yaml") if d["metadata"]["name"] == "podium-operator-webhook")
+    assert env["PODIUM_WEBHOOK_HOST"] == "podium-operator-webhook.podium-system.svc"
+    (port,) = service["spec"]["ports"]
+    assert str(port["port"]) == env["PODIUM_WEBHOOK_PORT"]  # kopf registers https://HOST:PORT
+    assert any(p["name"] == port["targetPort"] and str(p["containerPort"]) == env["PODIUM_WEBHOOK_PORT"]
+               for p in container["ports"])

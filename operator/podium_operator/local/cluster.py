@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -84,9 +85,9 @@ class LocalCluster:
         assert self.store is not None
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig), **self.store.env()}
 
-    def start_operator(self) -> subprocess.Popen[bytes]:
+    def start_operator(self, extra_env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = (self.state_dir / "operator.log").open("ab")
-        env = self.environment()
+        env = {**self.environment(), **(extra_env or {})}
         if self.metrics_port is not None:
             env["PODIUM_METRICS_PORT"] = str(self.metrics_port)
         self.operator_process = subprocess.Popen(

@@ -26,6 +26,7 @@ import kmock
 import yaml
 from kmock._internal import parsing
 
+from podium_operator.local import emulator_access as access
 from podium_operator.local import emulator_discovery as discovery
 from podium_operator.local import emulator_errors as errors
 from podium_operator.local import emulator_objects as objects
@@ -66,6 +67,8 @@ class PodiumEmulator(kmock.KubernetesEmulator):
     # (so no DSL reaction may count requests, e.g. ``emulator['post'][:1]``).
     request_history: int = 1
 
+    # Which client (User-Agent product) made which RBAC-relevant call: tests check a Role covers it.
+    access_log: set[tuple[str, access.ApiCall]] = attrs.field(factory=set, init=False)
     _store: Store = attrs.field(init=False)
     _changed: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
 
@@ -106,6 +109,9 @@ class PodiumEmulator(kmock.KubernetesEmulator):
         if len(self._requests) > self.request_history:
             for log in [self._requests, *(payload._requests for payload in self._payloads)]:
                 del log[: -self.request_history]
+        call = access.api_call(str(request.method.value), request.url.path, request.params)
+        if call is not None:
+            self.access_log.add((access.user_agent_product(request.headers.get("User-Agent", "")), call))
         # Skip KubernetesEmulator._handle(): it stores every write in its own simplistic way
         # before dispatching. Here the store changes in the fallback handlers below instead.
         return await kmock.RawHandler._handle(self, request)

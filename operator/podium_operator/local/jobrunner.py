@@ -9,7 +9,8 @@ status as the kubelet and the Job controller would (:mod:`.jobrunner_status`).
 Behaviour worth knowing:
 
 - Volumes are directories under ``<workdir>/<ns>/<pod>/`` (a claim's is shared by the
-  namespace's pods: ``<workdir>/<ns>/pvc/<claim>/<uid>/``); a ``mountPath`` (and the
+  namespace's pods: ``<workdir>/<ns>/pvc/<claim>/<uid>/``, removed by the first Job to start
+  after the claim is deleted); a ``mountPath`` (and the
   termination-message path) is rewritten to its directory wherever it appears in
   ``command``, ``args``, ``env`` values and ``workingDir``. The termination file's real
   path is also in ``PODIUM_TERMINATION_LOG``. Details in :mod:`.jobrunner_plan`.

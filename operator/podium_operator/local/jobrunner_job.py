@@ -7,9 +7,12 @@ runner resumes where the previous one stopped (see :meth:`JobController.drive`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
+import shutil
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +24,7 @@ import aiohttp
 from podium_operator.local.jobrunner_kube import (
     ApiError,
     KubeApi,
+    claims_path,
     core_path,
     job_path,
     network_policies_path,
@@ -105,6 +109,7 @@ class JobController:
             start = parse_timestamp(status["startTime"]) if status.get("startTime") else _now()
         succeeded, failed = await self._count_pods(ns, uid)
         deadline = job_deadline(spec, start)
+        await self._remove_deleted_claims(ns)
 
         async def report(active: int, verdict: Verdict | None = None) -> None:
             body = job_status(
@@ -225,6 +230,30 @@ class JobController:
             },
             network_policies=policies,
         )
+
+    async def _remove_deleted_claims(self, ns: str) -> None:
+        """Free the directories of deleted PersistentVolumeClaims, as a cluster frees their volumes."""
+        root = self._settings.workdir / ns / "pvc"
+        if not root.is_dir():
+            return
+        listed_at = time.time()
+        claims, _ = await self._api.list(claims_path(ns))
+        live = {(c["metadata"]["name"], c["metadata"].get("uid")) for c in claims}
+
+        def stale(claim: Path, volume: Path) -> bool:
+            # A directory made after the LIST may belong to a claim created meanwhile.
+            with contextlib.suppress(OSError):
+                return (claim.name, volume.name) not in live and volume.stat().st_ctime < listed_at
+            return False  # already gone (another Job's sweep)
+
+        def remove() -> None:
+            for claim in list(root.iterdir()):
+                with contextlib.suppress(OSError):
+                    for volume in [v for v in claim.iterdir() if stale(claim, v)]:
+                        shutil.rmtree(volume, ignore_errors=True)
+                    claim.rmdir()  # only once empty
+
+        await asyncio.to_thread(remove)
 
     async def _owned_pods(self, ns: str, uid: str) -> list[dict[str, Any]]:
         pods, _ = await self._api.list(pods_path(ns), label_selector=f"controller-uid={uid}")

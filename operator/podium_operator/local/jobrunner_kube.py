@@ -43,6 +43,10 @@ def core_path(namespace: str, plural: str, name: str) -> str:
     return f"/api/v1/namespaces/{namespace}/{plural}/{name}"
 
 
+def claims_path(namespace: str) -> str:
+    return f"/api/v1/namespaces/{namespace}/persistentvolumeclaims"
+
+
 def network_policies_path(namespace: str) -> str:
     return f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies"
 
