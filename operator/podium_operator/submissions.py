@@ -170,6 +170,7 @@ def _plan(
         results_uri=ctl.config.results_uri(namespace, pg_name, name),
         private_uri=ctl.config.private_scores_uri(namespace, pg_name, name),
         model_uri=spec.model.uri if spec.model else None,
+        preprocessor_uri=spec.model.preprocessor_uri if spec.model else None,
         predictions_uri=spec.predictions.uri if spec.predictions else None,
         image=pg.evaluation.image or ctl.config.evaluator_image,
         cpu=pg.evaluation.resources.cpu,

@@ -91,7 +91,12 @@ class ModelPlayground:
     # --- submissions -------------------------------------------------------------------------------
     def submit_model(self, model: Any, *, name: str, preprocessor: Any = None, example_data: Any = None,
                      track: str = "experiment", description: str | None = None,
-                     metadata: dict[str, str] | None = None) -> dict[str, Any]:
+                     metadata: dict[str, str] | None = None, preprocessor_uri: str | None = None) -> dict[str, Any]:
+        """Package and upload ``model`` (with ``preprocessor`` bundled), then create the Submission.
+
+        ``preprocessor_uri`` (from :meth:`upload_preprocessor`) names one preprocessor shared by many
+        submissions instead; it replaces any bundled one.
+        """
         from podium.artifacts import pack, save_submission
 
         spec = self.get()["spec"]
@@ -100,8 +105,19 @@ class ModelPlayground:
             save_submission(model, directory, preprocessor=preprocessor, example_data=example_data,
                             class_labels=spec.get("classLabels"), task=spec["task"])
             uri = storage.upload(pack(directory), self._submission_uri(name, "tar.gz"))
-        return self.submit(name=name, track=track, source={"model": {"uri": uri}}, description=description,
+        source: dict[str, Any] = {"uri": uri, **({"preprocessorUri": preprocessor_uri} if preprocessor_uri else {})}
+        return self.submit(name=name, track=track, source={"model": source}, description=description,
                            metadata=metadata)
+
+    def upload_preprocessor(self, preprocessor: Any, *, name: str) -> str:
+        """Store a preprocessor once, for ``submit_model(..., preprocessor_uri=...)``; returns its URI."""
+        from podium.artifacts import pack, save_preprocessor
+
+        with tempfile.TemporaryDirectory() as scratch:
+            directory = Path(scratch) / name
+            save_preprocessor(preprocessor, directory)
+            return storage.upload(pack(directory), f"s3://{self.bucket}/preprocessors/{self.namespace}/"
+                                                   f"{self.name}/{name}.tar.gz")
 
     def submit_predictions(self, predictions: Any, *, name: str, proba: Any = None, classes: Any = None,
                            track: str = "experiment") -> dict[str, Any]:

@@ -62,6 +62,26 @@ def test_every_framework_is_scored_like_its_own_predictions(iris):
     assert "roc_auc" in finished["sk"]["metrics"] and "log_loss" in finished["sk"]["metrics"]
 
 
+def shifted(features):
+    """A preprocessor submitted on its own (pickled by value: the job cannot import this module)."""
+    return np.asarray(features, dtype=float) * 2.0 - 10.0
+
+
+def test_model_with_a_separately_submitted_preprocessor(iris):
+    from sklearn.linear_model import LogisticRegression
+
+    playground, (X_train, X_test, y_train, y_test) = iris
+    model = LogisticRegression(max_iter=500).fit(shifted(X_train), y_train)
+    uri = playground.upload_preprocessor(shifted, name="shift")
+    playground.submit_model(model, name="lr", preprocessor_uri=uri)
+    (done,) = playground.wait_for("lr", timeout=300)
+    assert done["status"]["phase"] == "Evaluated", done["status"].get("message")
+    assert done["spec"]["model"]["preprocessorUri"] == uri
+    assert done["status"]["metadata"]["has_preprocessor"] is True
+    assert done["status"]["score"] == pytest.approx(_accuracy(model.predict(shifted(X_test)), y_test))
+    assert _accuracy(model.predict(X_test.to_numpy(float)), y_test) < done["status"]["score"]  # it mattered
+
+
 def test_crashing_model_fails_with_its_own_message_and_operator_carries_on(iris, core):
     playground, (X_train, _, y_train, y_test) = iris
     playground.submit_model(models.Crashing(), name="crash", example_data=None)

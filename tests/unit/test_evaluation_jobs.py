@@ -108,3 +108,15 @@ def test_long_names_are_shortened_stably_within_63_characters():
     assert len(child_name(long, "predict")) <= 63
     assert child_name(long, "predict") == child_name(long, "predict") != child_name("y" * 80, "predict")
     assert child_name(long, "predict").endswith("-predict")
+
+
+def test_separate_preprocessor_is_staged_by_the_trusted_step_and_used_by_predict():
+    def command(p: EvaluationPlan, step: str) -> list[str]:
+        (container,) = evaluation_job(p, step)["spec"]["template"]["spec"]["containers"]
+        return container["command"] + container.get("args", [])
+
+    with_pre = plan(preprocessor_uri="s3://podium/preprocessors/team/iris/scale.tar.gz")
+    stage, predict = command(with_pre, "stage"), command(with_pre, "predict")
+    assert stage[stage.index("--preprocessor") + 1] == "s3://podium/preprocessors/team/iris/scale.tar.gz"
+    assert predict[predict.index("--preprocessor") + 1] == "/data/preprocessor"  # on the volume, no network
+    assert "--preprocessor" not in command(plan(), "stage") + command(plan(), "predict")

@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from podium.evaluation.stage import staged_features_name
+from podium.evaluation.stage import STAGED_PREPROCESSOR, staged_features_name
 from podium_operator.reconcile.names import (
     MANAGED_BY,
     PLAYGROUND_LABEL,
@@ -58,6 +58,7 @@ class EvaluationPlan:
     object_store_secret: str
     object_store_env: tuple[tuple[str, str], ...] = ()  # plain settings (endpoint, bucket, region)
     volume_size: str = "2Gi"
+    preprocessor_uri: str | None = None  # a preprocessor submitted apart from the model
 
     @property
     def name(self) -> str:
@@ -117,16 +118,18 @@ def _restricted_security() -> dict[str, Any]:
 def _step_command(plan: EvaluationPlan, step: Step) -> list[str]:
     if step == "stage":
         assert plan.model_uri is not None
-        return [
+        stage = [
             "python", "-m", "podium.evaluation.stage",
             "--artifact", plan.model_uri, "--features", plan.features_uri, "--dest", DATA,
         ]  # fmt: skip
+        return stage + (["--preprocessor", plan.preprocessor_uri] if plan.preprocessor_uri else [])
     if step == "predict":
-        return [
+        predict = [
             "python", "-m", "podium.evaluation.predict",
             "--artifact", f"{DATA}/model", "--features", f"{DATA}/{staged_features_name(plan.features_uri)}",
             "--out", f"{DATA}/out",
         ]  # fmt: skip
+        return predict + (["--preprocessor", f"{DATA}/{STAGED_PREPROCESSOR}"] if plan.preprocessor_uri else [])
     predictions = plan.predictions_uri or f"{DATA}/out/predictions.npz"
     command = [
         "python", "-m", "podium.evaluation.scorejob",

@@ -17,7 +17,11 @@ TERMINAL_PHASES: frozenset[str] = frozenset({"Evaluated", "Failed", "Rejected"})
 class ModelSource(ApiModel):
     uri: str = Field(min_length=1, description="URI of the submission artifact (directory or .tar.gz).")
     framework: Framework = Field(default="auto", description="Detected from the artifact when auto.")
-    preprocessor_uri: str | None = Field(default=None, description="Optional separate preprocessor artifact.")
+    preprocessor_uri: str | None = Field(
+        default=None,
+        description="A preprocessor submitted apart from the model (a directory or .tar.gz written by "
+        "podium.artifacts.save_preprocessor); it replaces one bundled in the artifact.",
+    )
 
 
 class PredictionsSource(ApiModel):

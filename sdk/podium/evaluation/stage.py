@@ -1,10 +1,11 @@
 """The trusted stage step: copy the artifact and the holdout *features* (never labels) into the volume
 the sandboxed predict step will read.
 
-    python -m podium.evaluation.stage --artifact URI --features URI --dest /data
+    python -m podium.evaluation.stage --artifact URI --features URI --dest /data [--preprocessor URI]
 
-Produces ``DEST/model/`` (the unpacked artifact) and ``DEST/features<suffix>``; everything is made
-world-readable because the predict step runs as another, unprivileged user.
+Produces ``DEST/model/`` (the unpacked artifact), ``DEST/features<suffix>`` and, for a preprocessor
+submitted apart from the model, ``DEST/preprocessor/``; everything is made world-readable because the
+predict step runs as another, unprivileged user.
 """
 
 from __future__ import annotations
@@ -20,29 +21,18 @@ from pathlib import Path, PurePosixPath
 from podium import storage
 from podium.errors import PodiumError
 
+STAGED_PREPROCESSOR = "preprocessor"
+
 
 def staged_features_name(features_uri: str) -> str:
     return f"features{PurePosixPath(storage.parse(features_uri).name).suffix}"
 
 
-def run_stage(*, artifact: str, features: str, dest: Path) -> Path:
-    from podium.artifacts.archive import is_archive, unpack
-
+def run_stage(*, artifact: str, features: str, dest: Path, preprocessor: str | None = None) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
-    model_dir = dest / "model"
-    if model_dir.exists():  # a retried stage starts clean
-        shutil.rmtree(model_dir)
-    location = storage.parse(artifact)
-    if location.is_local and location.path is not None and location.path.is_dir():
-        shutil.copytree(location.path, model_dir)
-    else:
-        with tempfile.TemporaryDirectory(prefix="podium-stage-") as scratch:
-            fetched = storage.download(artifact, Path(scratch) / (location.name or "artifact"))
-            if is_archive(fetched):
-                unpack(fetched, model_dir)
-            else:
-                model_dir.mkdir()
-                shutil.copy2(fetched, model_dir / fetched.name)
+    _stage_tree(artifact, dest / "model", field="model.uri")
+    if preprocessor is not None:  # the predict step uses it in place of any bundled in the artifact
+        _stage_tree(preprocessor, dest / STAGED_PREPROCESSOR, field="model.preprocessorUri")
     storage.download(features, dest / staged_features_name(features))
     (dest / "out").mkdir(exist_ok=True)
     for root, dirs, files in os.walk(dest):
@@ -53,16 +43,42 @@ def run_stage(*, artifact: str, features: str, dest: Path) -> Path:
     return dest
 
 
+def _stage_tree(uri: str, target: Path, *, field: str) -> None:
+    """A directory, an archive of one (unpacked) or a single file, as ``target/``; a retry starts clean."""
+    from podium.artifacts.archive import is_archive, unpack
+
+    if target.exists():
+        shutil.rmtree(target)
+    location = storage.parse(uri)
+    if location.is_local and location.path is not None and location.path.is_dir():
+        shutil.copytree(location.path, target)
+        return
+    with tempfile.TemporaryDirectory(prefix="podium-stage-") as scratch:
+        try:
+            fetched = storage.download(uri, Path(scratch) / (location.name or "artifact"))
+        except PodiumError as error:
+            if error.field in (None, "uri"):  # the Submission field that holds this URI says more
+                error.field = field
+            raise
+        if is_archive(fetched):
+            unpack(fetched, target)
+        else:
+            target.mkdir()
+            shutil.copy2(fetched, target / fetched.name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m podium.evaluation.stage", description=__doc__)
     parser.add_argument("--artifact", required=True, help="submission artifact: .tar.gz or directory URI")
     parser.add_argument("--features", required=True, help="holdout features URI")
     parser.add_argument("--dest", required=True, type=Path)
+    parser.add_argument("--preprocessor", help="a preprocessor submitted apart from the model: .tar.gz or directory URI")
     args = parser.parse_args(argv)
     try:
-        run_stage(artifact=args.artifact, features=args.features, dest=args.dest)
+        run_stage(artifact=args.artifact, features=args.features, dest=args.dest, preprocessor=args.preprocessor)
     except PodiumError as error:
-        message = f"model.uri: could not stage the submission: {error}"
+        named = (error.field or "").startswith("model.")  # the Submission field at fault is named already
+        message = f"{'' if named else 'model.uri: '}could not stage the submission: {error}"
         print(message, file=sys.stderr)
         termination = Path(os.environ.get("PODIUM_TERMINATION_LOG", "/dev/termination-log"))
         if os.access(termination.parent, os.W_OK):
