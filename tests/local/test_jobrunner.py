@@ -483,12 +483,34 @@ def test_container_without_command_fails_with_a_clear_message(cluster: Cluster, 
     assert "has no command" in state["message"] and "busybox" in pod["status"]["message"]
 
 
-def test_memory_limit(cluster: Cluster, runner: JobRunner) -> None:
-    hog = py("b = bytearray(1 << 30)", resources={"limits": {"memory": "256Mi", "cpu": "1"}})
-    cluster.create(job("hog", hog, backoffLimit=0))
-    cluster.finished("hog")
+@pytest.mark.parametrize("cgroups", [True, False], ids=["memory-cgroup", "rlimit"])
+def test_memory_limit(api_server: ApiServer, cluster: Cluster, tmp_path: Path, cgroups: bool) -> None:
+    hog = py("b = b'x' * (1 << 30)", resources={"limits": {"memory": "256Mi", "cpu": "1"}})  # touches 1 GiB
+    with JobRunner(api_server.url, tmp_path / "jobs", memory_cgroups=cgroups) as runner:
+        if cgroups and not runner.memory_limits.startswith("cgroup"):
+            pytest.skip(f"no memory cgroups here: {runner.memory_limits}")
+        cluster.create(job("hog", hog, backoffLimit=0))
+        cluster.finished("hog")
     (pod,) = cluster.pods("hog")
     assert terminated(pod)["reason"] == "OOMKilled"
+    if cgroups:  # killed by the kernel, as in a cluster
+        assert terminated(pod)["exitCode"] == 137
+
+
+def test_memory_cgroup_limits_resident_memory_not_address_space(
+    api_server: ApiServer, cluster: Cluster, tmp_path: Path
+) -> None:
+    reserve = py("import mmap; m = mmap.mmap(-1, 2 << 30); m[:4096] = b'x' * 4096; print('reserved')",
+                 resources={"limits": {"memory": "256Mi"}})  # 2 GiB mapped, one page used
+    with JobRunner(api_server.url, tmp_path / "jobs") as runner:
+        if not runner.memory_limits.startswith("cgroup"):
+            pytest.skip(f"no memory cgroups here: {runner.memory_limits}")
+        cluster.create(job("reserve", reserve, backoffLimit=0))
+        assert condition(cluster.finished("reserve"), "Complete")["status"] == "True"
+        (pod,) = cluster.pods("reserve")
+        assert runner.logs("default", pod["metadata"]["name"], "main") == "reserved\n"
+    tree = runner._settings.memory
+    assert tree is not None and not list(tree.path.glob("default.reserve-*"))  # the container's cgroup is gone
 
 
 def test_sandbox_hook_rewrites_the_process(api_server: ApiServer, cluster: Cluster, tmp_path: Path) -> None:

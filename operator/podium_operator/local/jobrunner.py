@@ -19,8 +19,10 @@ Behaviour worth knowing:
   allows: see :mod:`.sandbox` and :meth:`JobRunner.sandbox_support`. Pods get the
   container's own environment on top of ``base_env`` (by default a few variables of the
   runner's, such as ``PATH``); ``AWS_*``, ``PODIUM_*`` and ``KUBE*`` variables never pass.
-- ``limits.memory`` becomes ``RLIMIT_AS`` (address space, so generous for runtimes that
-  reserve much virtual memory); a failure with a ``MemoryError``-like log is ``OOMKilled``.
+- ``limits.memory`` becomes a memory cgroup per container where the runner can make one
+  (resident memory; exceeding it is an OOM kill, exit 137, ``OOMKilled``), else ``RLIMIT_AS``
+  (address space, so generous for runtimes that reserve much virtual memory; a failure with a
+  ``MemoryError``-like log is ``OOMKilled``). :attr:`JobRunner.memory_limits` says which.
   ``limits.cpu`` is not enforced.
 - Logs (stdout and stderr together) stay in ``<workdir>/<ns>/<pod>/<container>.log`` after
   the pod ends; read them with :meth:`JobRunner.logs`.
@@ -55,6 +57,7 @@ from typing import Any
 import aiohttp
 
 from podium_operator.local.background import BackgroundService
+from podium_operator.local.cgroups import find_memory_tree
 from podium_operator.local.jobrunner_job import JobController, Settings, pod_dir
 from podium_operator.local.jobrunner_kube import ApiError, KubeApi, jobs_path
 from podium_operator.local.jobrunner_plan import ContainerPlan, PodPlan, plan_pod
@@ -89,13 +92,18 @@ class JobRunner(BackgroundService):
         base_env: Mapping[str, str] | None = None,
         max_grace: float = 2.0,
         retry_delay: float = 0.5,
+        memory_cgroups: bool = True,
     ) -> None:
         super().__init__()
         self.api_url = api_url
         self.workdir = Path(workdir)
         self.namespace = namespace
         self._max_parallel = max_parallel
+        tree, why = find_memory_tree() if memory_cgroups else (None, "memory cgroups turned off")
+        #: How memory limits are enforced: in a memory cgroup (like a cluster) or, failing that, RLIMIT_AS.
+        self.memory_limits = tree.name if tree else f"RLIMIT_AS (address space, not resident memory): {why}"
         self._settings = Settings(
+            memory=tree,
             workdir=self.workdir,
             confiner=Confiner(self.workdir),
             sandbox=sandbox,

@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 
+from podium_operator.local.cgroups import MemoryTree
 from podium_operator.local.jobrunner_kube import (
     ApiError,
     KubeApi,
@@ -73,6 +74,7 @@ class Settings:
     base_env: Mapping[str, str]
     max_grace: float
     retry_delay: float
+    memory: MemoryTree | None = None  # where containers' memory cgroups go; None: RLIMIT_AS
 
 
 def pod_dir(workdir: Path, namespace: str, pod: str) -> Path:
@@ -184,7 +186,7 @@ class JobController:
 
         run = PodRun(
             pod["spec"], publish, self._settings.confiner,
-            sandbox=self._settings.sandbox, max_grace=self._settings.max_grace,
+            sandbox=self._settings.sandbox, max_grace=self._settings.max_grace, memory=self._settings.memory,
         )  # fmt: skip
         timer = None
         if deadline is not None:

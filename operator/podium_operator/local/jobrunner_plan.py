@@ -7,8 +7,8 @@ What a container becomes
     are resolved from objects the caller fetched (see :func:`referenced_objects`) on top of
     a small base environment chosen by the caller (the host's environment is not inherited
     wholesale, so that host credentials do not leak into pods).
-    ``resources.limits.memory`` → ``RLIMIT_AS`` in the child; ``limits.cpu`` is ignored
-    (no cgroups without privileges; a CPU quota has no portable per-process equivalent).
+    ``resources.limits.memory`` → the container's memory limit (a memory cgroup, else
+    ``RLIMIT_AS``: see :mod:`.cgroups`); ``limits.cpu`` is ignored.
     ``HOME`` defaults to the pod's ``tmp/`` directory (the runner's own home stays out).
     ``securityContext`` and the namespace's NetworkPolicies become the container's
     :class:`~.sandbox_policy.Security`, enforced by :mod:`.sandbox` when it starts.

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from podium_operator.local.cgroups import ContainerMemory, MemoryTree
 from podium_operator.local.jobrunner_plan import ContainerPlan, PlanError, PodPlan
 from podium_operator.local.jobrunner_status import (
     FALLBACK_LOG_BYTES,
@@ -52,6 +53,7 @@ class PodRun:
         *,
         sandbox: Sandbox | None = None,
         max_grace: float = 2.0,
+        memory: MemoryTree | None = None,
     ) -> None:
         first = "PodInitializing" if pod_spec.get("initContainers") else "ContainerCreating"
         self._init = _infos(pod_spec.get("initContainers", []), Waiting("PodInitializing"))
@@ -60,6 +62,7 @@ class PodRun:
         self._publish_lock = asyncio.Lock()
         self._sandbox = sandbox
         self._confiner = confiner
+        self._memory = memory  # memory cgroups for limits; None: RLIMIT_AS
         self._grace = max_grace
         self._max_grace = max_grace
         self._start = _now()
@@ -109,6 +112,9 @@ class PodRun:
             return False  # killed before its turn: it stays Waiting
         c = self._sandbox(plan) if self._sandbox else plan
         argv, cwd = self._confiner.command(c, pod)
+        memory = None
+        if c.memory_limit is not None and self._memory is not None:
+            memory = ContainerMemory(self._memory, f"{pod.namespace}.{pod.name}.{c.name}", c.memory_limit)
         started = _now()
         with open(c.log_path, "ab", opener=_private) as log:  # the child keeps its own descriptor
             try:
@@ -120,9 +126,11 @@ class PodRun:
                     env=dict(c.env),
                     cwd=cwd,
                     start_new_session=True,
-                    preexec_fn=_memory_limiter(c.memory_limit),
+                    preexec_fn=memory.join if memory is not None else _memory_limiter(c.memory_limit),
                 )
             except OSError as e:
+                if memory is not None:
+                    await asyncio.to_thread(memory.remove)
                 message = f"failed to start container {c.name!r} ({c.argv[0]}): {e}"
                 table[c.name] = _info(
                     table[c.name], Terminated(START_ERROR_CODE, "StartError", _now(), message=message)
@@ -135,7 +143,12 @@ class PodRun:
         returncode = await process.wait()
         self._processes.discard(process)
         _signal_group(process.pid, signal.SIGKILL)  # a container ends with its main process
-        table[c.name] = _info(table[c.name], _terminated(c, returncode, started, self.killed_for))
+        if memory is not None:
+            oom = memory.oom_kills() > 0
+            await asyncio.to_thread(memory.remove)
+        else:  # under RLIMIT_AS running out of memory is a failed allocation, reported in the log
+            oom = c.memory_limit is not None and looks_like_oom(_read_tail(c.log_path, FALLBACK_LOG_BYTES))
+        table[c.name] = _info(table[c.name], _terminated(c, returncode, started, self.killed_for, oom))
         await self._publish()
         return returncode == 0
 
@@ -163,14 +176,12 @@ class PodRun:
             _signal_group(process.pid, sig)
 
 
-def _terminated(c: ContainerPlan, returncode: int, started: datetime, killed_for: str | None) -> Terminated:
+def _terminated(
+    c: ContainerPlan, returncode: int, started: datetime, killed_for: str | None, oom: bool
+) -> Terminated:
     code, sig = exit_code(returncode)
     tail = _read_tail(c.log_path, FALLBACK_LOG_BYTES)
-    reason = terminated_reason(
-        code,
-        killed_for=killed_for if code != 0 else None,
-        oom=c.memory_limit is not None and looks_like_oom(tail),
-    )
+    reason = terminated_reason(code, killed_for=killed_for if code != 0 else None, oom=oom)
     message = termination_message(
         _read_head(c.termination_log, MAX_MESSAGE_BYTES), tail, code=code, fallback_to_logs=c.fallback_to_logs
     )
@@ -178,7 +189,7 @@ def _terminated(c: ContainerPlan, returncode: int, started: datetime, killed_for
 
 
 def _memory_limiter(limit: int | None) -> Callable[[], None] | None:
-    """A ``preexec_fn`` capping the address space (the closest unprivileged memory limit)."""
+    """A ``preexec_fn`` capping the address space (the fallback when no memory cgroup can be made)."""
     if limit is None:
         return None
 
