@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -626,3 +628,59 @@ def test_suspending_a_running_job_kills_and_deletes_its_pod(
     j = cluster.finished("pausable")
     assert condition(j, "Complete")["status"] == "True" and "failed" not in j["status"]
     assert condition(j, "Suspended")["reason"] == "JobResumed"
+
+
+# --- The warm interpreter for Podium's own steps --------------------------------------------------
+
+PROBE = "tests.local.warm_probe"
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def probe_job(name: str, *args: str, env: list[dict[str, str]] | None = None, **extra: Any) -> dict[str, Any]:
+    env = [*(env or []), {"name": "PYTHONPATH", "value": str(REPO)}]  # for a new process; warm ones have it
+    container = {"name": "main", "image": "podium", "command": ["python", "-m", PROBE, *args], "env": env, **extra}
+    return job(name, container, backoffLimit=0)
+
+
+def test_warm_interpreter_starts_containers_as_a_new_process_would(
+    api_server: ApiServer, cluster: Cluster, tmp_path: Path
+) -> None:
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    with JobRunner(api_server.url, tmp_path / "jobs", base_env={"PATH": os.environ["PATH"]},
+                   warm_modules=(PROBE,)) as runner:
+        cluster.create(probe_job("warm", "7", env=[{"name": "ANSWER", "value": "42"}], workingDir=str(workdir)))
+        cluster.finished("warm")
+        (pod,) = cluster.pods("warm")
+        seen = json.loads(runner.logs("default", pod["metadata"]["name"], "main"))
+        assert runner.warm_starts == 1
+    assert terminated(pod)["exitCode"] == 7 and terminated(pod)["reason"] == "Error"
+    assert seen["argv"] == ["7"] and seen["cwd"] == str(workdir) and seen["session_leader"] is True
+    assert seen["env"]["ANSWER"] == "42" and seen["env"]["HOSTNAME"] == pod["metadata"]["name"]
+    assert not {k for k in seen["env"] if k.startswith(("AWS_", "KUBE", "PODIUM_S3"))}  # only the container's
+
+
+def test_warm_interpreter_gone_falls_back_to_a_new_process(
+    api_server: ApiServer, cluster: Cluster, tmp_path: Path
+) -> None:
+    with JobRunner(api_server.url, tmp_path / "jobs", warm_modules=(PROBE,)) as runner:
+        cluster.create(probe_job("first", "0"))
+        assert condition(cluster.finished("first"), "Complete")["status"] == "True"
+        assert runner._zygote is not None and runner._zygote._process is not None
+        os.kill(runner._zygote._process.pid, signal.SIGKILL)
+        cluster.create(probe_job("second", "0"))
+        assert condition(cluster.finished("second"), "Complete")["status"] == "True"
+        assert runner.warm_starts == 1  # the second one was started the ordinary way
+
+
+def test_warm_interpreter_applies_the_memory_cgroup(api_server: ApiServer, cluster: Cluster, tmp_path: Path) -> None:
+    with JobRunner(api_server.url, tmp_path / "jobs", warm_modules=(PROBE,)) as runner:
+        if not runner.memory_limits.startswith("cgroup"):
+            pytest.skip(f"without memory cgroups limited containers start the ordinary way: {runner.memory_limits}")
+        cluster.create(probe_job("hog", "0", "hog", resources={"limits": {"memory": "256Mi"}}))
+        cluster.finished("hog")
+        assert runner.warm_starts == 1
+    (pod,) = cluster.pods("hog")
+    assert terminated(pod)["reason"] == "OOMKilled" and terminated(pod)["exitCode"] == 137

@@ -19,6 +19,9 @@ Behaviour worth knowing:
   allows: see :mod:`.sandbox` and :meth:`JobRunner.sandbox_support`. Pods get the
   container's own environment on top of ``base_env`` (by default a few variables of the
   runner's, such as ``PATH``); ``AWS_*``, ``PODIUM_*`` and ``KUBE*`` variables never pass.
+- Containers running ``python -m`` one of Podium's own trusted steps (stage, score) are forked
+  from a warm interpreter that has imported them already (:mod:`.zygote`), set up exactly as an
+  ordinary one; anything else (the submitter's predict step included) starts a new process.
 - ``limits.memory`` becomes a memory cgroup per container where the runner can make one
   (resident memory; exceeding it is an OOM kill, exit 137, ``OOMKilled``), else ``RLIMIT_AS``
   (address space, so generous for runtimes that reserve much virtual memory; a failure with a
@@ -64,6 +67,8 @@ from podium_operator.local.jobrunner_plan import ContainerPlan, PodPlan, plan_po
 from podium_operator.local.jobrunner_pod import Sandbox
 from podium_operator.local.jobrunner_status import job_is_finished
 from podium_operator.local.sandbox import Confiner
+from podium_operator.local.zygote import TRUSTED_MODULES
+from podium_operator.local.zygote_client import Zygote
 
 __all__ = ["ContainerPlan", "JobRunner", "PodPlan", "plan_pod"]
 
@@ -93,6 +98,7 @@ class JobRunner(BackgroundService):
         max_grace: float = 2.0,
         retry_delay: float = 0.5,
         memory_cgroups: bool = True,
+        warm_modules: Sequence[str] = TRUSTED_MODULES,
     ) -> None:
         super().__init__()
         self.api_url = api_url
@@ -111,6 +117,8 @@ class JobRunner(BackgroundService):
             max_grace=max_grace,
             retry_delay=retry_delay,
         )
+        self._warm_modules = tuple(warm_modules)  # run from a warm interpreter; () turns that off
+        self._zygote: Zygote | None = None
         # Loop-side state, keyed by Job uid.
         self._tasks: dict[str, asyncio.Task[bool]] = {}
         self._latest: dict[str, dict[str, Any]] = {}
@@ -121,6 +129,11 @@ class JobRunner(BackgroundService):
     def sandbox_support(self) -> dict[str, str | None]:
         """What this runner enforces: ``{restriction: None or why not}`` (see :mod:`.sandbox`)."""
         return dict(self._settings.confiner.support)
+
+    @property
+    def warm_starts(self) -> int:
+        """Containers started from the warm interpreter (:mod:`.zygote`) rather than a new process."""
+        return self._zygote.forked if self._zygote is not None else 0
 
     def log_path(self, namespace: str, pod: str, container: str) -> Path:
         return self.pod_dir(namespace, pod) / f"{container}.log"
@@ -148,7 +161,11 @@ class JobRunner(BackgroundService):
         self._stopping = asyncio.Event()
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
             self._api = KubeApi(self.api_url, session)
-            self._controller = JobController(self._api, asyncio.Semaphore(self._max_parallel), self._settings)
+            if self._warm_modules:  # started by the first container it can run
+                self._zygote = Zygote(self._settings.base_env, self.workdir / "warm-python.log", self._warm_modules)
+            self._controller = JobController(
+                self._api, asyncio.Semaphore(self._max_parallel), self._settings, self._zygote
+            )
             items, version = await self._api.list(jobs_path(self.namespace))
             self._relisted(items)
             ready.set()
@@ -159,6 +176,8 @@ class JobRunner(BackgroundService):
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self._zygote is not None:
+                await self._zygote.stop()
 
     async def _watch(self, version: str) -> None:
         path = jobs_path(self.namespace)

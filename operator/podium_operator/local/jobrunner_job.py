@@ -55,6 +55,7 @@ from podium_operator.local.jobrunner_status import (
     set_condition,
 )
 from podium_operator.local.sandbox import Confiner
+from podium_operator.local.zygote_client import Zygote
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +90,13 @@ def claim_dir(workdir: Path, namespace: str, claim: str, uid: str) -> Path:
 class JobController:
     """Drives Jobs through ``api``; ``slots`` caps the pods running at once across all Jobs."""
 
-    def __init__(self, api: KubeApi, slots: asyncio.Semaphore, settings: Settings) -> None:
+    def __init__(
+        self, api: KubeApi, slots: asyncio.Semaphore, settings: Settings, zygote: Zygote | None = None
+    ) -> None:
         self._api = api
         self._slots = slots
         self._settings = settings
+        self._zygote = zygote
 
     async def drive(self, job: Mapping[str, Any]) -> bool:
         """Run ``job`` to its end. True when it is over (or gone); False when it is suspended."""
@@ -187,6 +191,7 @@ class JobController:
         run = PodRun(
             pod["spec"], publish, self._settings.confiner,
             sandbox=self._settings.sandbox, max_grace=self._settings.max_grace, memory=self._settings.memory,
+            zygote=self._zygote,
         )  # fmt: skip
         timer = None
         if deadline is not None:

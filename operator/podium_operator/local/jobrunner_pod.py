@@ -15,6 +15,7 @@ import resource
 import signal
 import stat
 import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,8 +37,11 @@ from podium_operator.local.jobrunner_status import (
     termination_message,
 )
 from podium_operator.local.sandbox import Confiner
+from podium_operator.local.zygote import trusted_module
+from podium_operator.local.zygote_client import ForkedContainer, Zygote, ZygoteGone
 
 Sandbox = Callable[[ContainerPlan], ContainerPlan]
+Process = asyncio.subprocess.Process | ForkedContainer
 Publish = Callable[[dict[str, Any]], Awaitable[None]]
 START_ERROR_CODE = 128  # what the kubelet reports when a container cannot start
 
@@ -54,6 +58,7 @@ class PodRun:
         sandbox: Sandbox | None = None,
         max_grace: float = 2.0,
         memory: MemoryTree | None = None,
+        zygote: Zygote | None = None,
     ) -> None:
         first = "PodInitializing" if pod_spec.get("initContainers") else "ContainerCreating"
         self._init = _infos(pod_spec.get("initContainers", []), Waiting("PodInitializing"))
@@ -63,10 +68,11 @@ class PodRun:
         self._sandbox = sandbox
         self._confiner = confiner
         self._memory = memory  # memory cgroups for limits; None: RLIMIT_AS
+        self._zygote = zygote  # a warm interpreter for Podium's own steps; None: always exec
         self._grace = max_grace
         self._max_grace = max_grace
         self._start = _now()
-        self._processes: set[asyncio.subprocess.Process] = set()
+        self._processes: set[Process] = set()
         self._message: str | None = None
         self.killed_for: str | None = None
 
@@ -111,32 +117,43 @@ class PodRun:
         if self.killed_for is not None:
             return False  # killed before its turn: it stays Waiting
         c = self._sandbox(plan) if self._sandbox else plan
-        argv, cwd = self._confiner.command(c, pod)
+        spec = self._confiner.sandbox_spec(c, pod)
         memory = None
         if c.memory_limit is not None and self._memory is not None:
             memory = ContainerMemory(self._memory, f"{pod.namespace}.{pod.name}.{c.name}", c.memory_limit)
         started = _now()
-        with open(c.log_path, "ab", opener=_private) as log:  # the child keeps its own descriptor
-            try:
-                process = await asyncio.create_subprocess_exec(
-                    *argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=dict(c.env),
-                    cwd=cwd,
-                    start_new_session=True,
-                    preexec_fn=memory.join if memory is not None else _memory_limiter(c.memory_limit),
-                )
-            except OSError as e:
-                if memory is not None:
-                    await asyncio.to_thread(memory.remove)
-                message = f"failed to start container {c.name!r} ({c.argv[0]}): {e}"
-                table[c.name] = _info(
-                    table[c.name], Terminated(START_ERROR_CODE, "StartError", _now(), message=message)
-                )
-                await self._publish()
-                return False
+        process: Process | None = None
+        module = trusted_module(c.argv, sys.executable, self._zygote.modules) if self._zygote is not None else None
+        # A forked child cannot take RLIMIT_AS: the warm interpreter already maps more than most limits.
+        if self._zygote is not None and module is not None and (memory is not None or c.memory_limit is None):
+            with contextlib.suppress(ZygoteGone):  # then start it the ordinary way
+                process = await self._zygote.spawn({
+                    "module": module, "args": list(c.argv[3:]), "env": dict(c.env), "cwd": str(c.cwd),
+                    "log": str(c.log_path), "cgroup": str(memory.path) if memory else None, "sandbox": spec,
+                })  # fmt: skip
+        if process is None:
+            argv, cwd = self._confiner.wrap(c, spec)
+            with open(c.log_path, "ab", opener=_private) as log:  # the child keeps its own descriptor
+                try:
+                    process = await asyncio.create_subprocess_exec(
+                        *argv,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        env=dict(c.env),
+                        cwd=cwd,
+                        start_new_session=True,
+                        preexec_fn=memory.join if memory is not None else _memory_limiter(c.memory_limit),
+                    )
+                except OSError as e:
+                    if memory is not None:
+                        await asyncio.to_thread(memory.remove)
+                    message = f"failed to start container {c.name!r} ({c.argv[0]}): {e}"
+                    table[c.name] = _info(
+                        table[c.name], Terminated(START_ERROR_CODE, "StartError", _now(), message=message)
+                    )
+                    await self._publish()
+                    return False
         self._processes.add(process)
         table[c.name] = _info(table[c.name], Running(started))
         await self._publish()

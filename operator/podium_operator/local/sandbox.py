@@ -106,6 +106,17 @@ class Confiner:
 
     def command(self, c: ContainerPlan, pod: PodPlan) -> tuple[tuple[str, ...], Path]:
         """The argv and working directory that start ``c`` in its sandbox."""
+        return self.wrap(c, self.sandbox_spec(c, pod))
+
+    @staticmethod
+    def wrap(c: ContainerPlan, spec: dict[str, Any] | None) -> tuple[tuple[str, ...], Path]:
+        """The argv and working directory that start ``c`` in the sandbox ``spec`` (None: as it is)."""
+        if spec is None:
+            return c.argv, c.cwd
+        return (sys.executable, "-I", "-S", str(EXEC_SCRIPT), json.dumps(spec), "--", *c.argv), Path("/")
+
+    def sandbox_spec(self, c: ContainerPlan, pod: PodPlan) -> dict[str, Any] | None:
+        """What :func:`.sandbox_exec.enter` sets up for ``c``; None when it needs no sandbox."""
         s = c.security
         wanted = requested(s, os.geteuid(), os.getegid())
         enforced = [r for r in wanted if self.support[r] is None]
@@ -116,9 +127,8 @@ class Confiner:
                     pod.namespace, pod.name, c.name, r, self.support[r],
                 )  # fmt: skip
         if not enforced and not s.no_new_privileges:
-            return c.argv, c.cwd
-        spec = self._spec(c, pod, enforced)
-        return (sys.executable, "-I", "-S", str(EXEC_SCRIPT), json.dumps(spec), "--", *c.argv), Path("/")
+            return None
+        return self._spec(c, pod, enforced)
 
     def _spec(self, c: ContainerPlan, pod: PodPlan, enforced: list[str]) -> dict[str, Any]:
         s = c.security
