@@ -5,8 +5,8 @@
 Two measurements, side by side:
 - one at a time (``--sequential`` submissions, default 10): submission-to-scored latency p50/p95, from
   the moment the client's create call returned to the Submission's ``evaluatedAt``, next to the score
-  Job's own command run directly on the same inputs in the same object store (the baseline: what the
-  Job itself costs, so latency - baseline is the operator's and the runner's share);
+  Job's own command run directly, as a fresh process, on the same inputs in the same object store (the
+  baseline: what the step costs on its own; the ratio is latency / baseline);
 - a burst of N submitted at once: all scored?, throughput, latency p50/p95 (queueing included) and the
   operator's peak RSS (VmHWM).
 """
@@ -113,15 +113,18 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=4, help="job runner parallelism")
     parser.add_argument("--sequential", type=int, default=10, help="submissions timed one at a time")
     args = parser.parse_args()
-    print("one at a time: latency vs the score Job run alone | burst of N: throughput, latency, operator RSS")
-    print(f"{'N':>6} {'seq p50':>8} {'seq p95':>8} {'job alone':>10} {'overhead':>9} | {'scored':>7} "
+    print("one at a time: submission-to-scored latency vs the score command alone in a fresh process | "
+          "burst of N: throughput, latency (queueing included), operator peak RSS")
+    print(f"{'N':>6} {'seq p50':>8} {'seq p95':>8} {'job alone':>10} {'ratio':>6} | {'scored':>7} "
           f"{'subs/s':>7} {'p50 s':>7} {'p95 s':>7} {'RSS MB':>7}")
     for n in args.submissions:
         r = run(n, args.parallel, args.sequential)
         print(f"{r['n']:>6} {r['seq_p50']:>8.2f} {r['seq_p95']:>8.2f} {r['job_alone']:>10.2f} "
-              f"{r['seq_p50'] - r['job_alone']:>9.2f} | {r['scored']:>7} {r['throughput']:>7.2f} "
+              f"{r['seq_p50'] / r['job_alone']:>6.2f} | {r['scored']:>7} {r['throughput']:>7.2f} "
               f"{r['p50']:>7.2f} {r['p95']:>7.2f} {r['rss_mb']:>7.0f}  ({r['phases']})", flush=True)
-    print("targets: overhead (seq p50 - job alone) < 1 s, all scored, operator RSS < 300 MB")
+    print("targets: seq p50 < 1 s (everything but model compute: here the whole path, the score step "
+          "included), all scored, operator RSS < 300 MB. The runner forks the score step from a warm "
+          "interpreter, so the path can beat a fresh process (ratio < 1).")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,38 @@
+"""The benchmarks stay runnable: each runs on a tiny input and prints its side-by-side figures.
+
+Only that they run and report is checked here; their timings are read by people (never asserted).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(*argv: str) -> str:
+    done = subprocess.run([sys.executable, *argv], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return done.stdout
+
+
+def test_bench_operator_scores_every_submission():
+    out = _run("benchmarks/bench_operator.py", "--submissions", "6", "--sequential", "2")
+    (row,) = [line.split() for line in out.splitlines() if line.split()[:1] == ["6"]]
+    assert row[row.index("|") + 1] == "6" and row[-1] == "(Evaluated)"  # all 6 scored
+
+
+@pytest.mark.parametrize(("script", "args", "rows", "ratio_column"), [
+    ("benchmarks/bench_metrics.py", ["--rows", "2000", "--repeats", "1"],
+     ["binary", "10", "regression"], "speed-up"),
+    ("benchmarks/bench_predict.py", ["--rows", "500", "--frameworks", "sklearn,onnx", "--repeat", "1"],
+     ["sklearn", "onnx"], "ratio"),
+])
+def test_other_benchmarks_print_a_ratio_per_scenario(script, args, rows, ratio_column):
+    lines = _run(script, *args).splitlines()
+    assert any(ratio_column in line.split() for line in lines)
+    assert [line.split()[0] for line in lines if line.split()[:1] and line.split()[0] in rows] == rows
