@@ -122,38 +122,15 @@ class PodRun:
         if c.memory_limit is not None and self._memory is not None:
             memory = ContainerMemory(self._memory, f"{pod.namespace}.{pod.name}.{c.name}", c.memory_limit)
         started = _now()
-        process: Process | None = None
-        module = trusted_module(c.argv, sys.executable, self._zygote.modules) if self._zygote is not None else None
-        # A forked child cannot take RLIMIT_AS: the warm interpreter already maps more than most limits.
-        if self._zygote is not None and module is not None and (memory is not None or c.memory_limit is None):
-            with contextlib.suppress(ZygoteGone):  # then start it the ordinary way
-                process = await self._zygote.spawn({
-                    "module": module, "args": list(c.argv[3:]), "env": dict(c.env), "cwd": str(c.cwd),
-                    "log": str(c.log_path), "cgroup": str(memory.path) if memory else None, "sandbox": spec,
-                })  # fmt: skip
-        if process is None:
-            argv, cwd = self._confiner.wrap(c, spec)
-            with open(c.log_path, "ab", opener=_private) as log:  # the child keeps its own descriptor
-                try:
-                    process = await asyncio.create_subprocess_exec(
-                        *argv,
-                        stdin=subprocess.DEVNULL,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        env=dict(c.env),
-                        cwd=cwd,
-                        start_new_session=True,
-                        preexec_fn=memory.join if memory is not None else _memory_limiter(c.memory_limit),
-                    )
-                except OSError as e:
-                    if memory is not None:
-                        await asyncio.to_thread(memory.remove)
-                    message = f"failed to start container {c.name!r} ({c.argv[0]}): {e}"
-                    table[c.name] = _info(
-                        table[c.name], Terminated(START_ERROR_CODE, "StartError", _now(), message=message)
-                    )
-                    await self._publish()
-                    return False
+        try:
+            process = await self._launch(c, pod, spec, memory)
+        except OSError as e:
+            if memory is not None:
+                await asyncio.to_thread(memory.remove)
+            message = f"failed to start container {c.name!r} ({c.argv[0]}): {e}"
+            table[c.name] = _info(table[c.name], Terminated(START_ERROR_CODE, "StartError", _now(), message=message))
+            await self._publish()
+            return False
         self._processes.add(process)
         table[c.name] = _info(table[c.name], Running(started))
         await self._publish()
@@ -168,6 +145,31 @@ class PodRun:
         table[c.name] = _info(table[c.name], _terminated(c, returncode, started, self.killed_for, oom))
         await self._publish()
         return returncode == 0
+
+    async def _launch(
+        self, c: ContainerPlan, pod: PodPlan, spec: dict[str, Any] | None, memory: ContainerMemory | None
+    ) -> Process:
+        """Fork ``c`` from the warm interpreter when it runs one of Podium's steps, else start a process."""
+        module = trusted_module(c.argv, sys.executable, self._zygote.modules) if self._zygote is not None else None
+        # A forked child cannot take RLIMIT_AS: the warm interpreter already maps more than most limits.
+        if self._zygote is not None and module is not None and (memory is not None or c.memory_limit is None):
+            with contextlib.suppress(ZygoteGone):  # then start it the ordinary way
+                return await self._zygote.spawn({
+                    "module": module, "args": list(c.argv[3:]), "env": dict(c.env), "cwd": str(c.cwd),
+                    "log": str(c.log_path), "cgroup": str(memory.path) if memory else None, "sandbox": spec,
+                })  # fmt: skip
+        argv, cwd = self._confiner.wrap(c, spec)
+        with open(c.log_path, "ab", opener=_private) as log:  # the child keeps its own descriptor
+            return await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=dict(c.env),
+                cwd=cwd,
+                start_new_session=True,
+                preexec_fn=memory.join if memory is not None else _memory_limiter(c.memory_limit),
+            )
 
     async def _fail_to_start(self, message: str) -> None:
         state = Terminated(START_ERROR_CODE, "StartError", _now(), message=message)
