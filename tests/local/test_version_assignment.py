@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.local.conftest import make_api_client
-
 from podium_operator import k8s
 from podium_operator.settings import OperatorConfig
 from podium_operator.submissions import Controller, _assign_version
+from tests.local.conftest import make_api_client
 
 NAMESPACE = "default"
 
