@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -159,20 +160,23 @@ class ModelPlayground:
         from kubernetes.client import ApiException
 
         deadline = time.monotonic() + timeout
+        wanted = set(names)
         found: dict[str, dict[str, Any]] = {}
 
         def take(item: dict[str, Any]) -> None:
             name = item.get("metadata", {}).get("name")
-            if name in names and (item.get("status") or {}).get("phase") in TERMINAL:
+            if name in wanted and (item.get("status") or {}).get("phase") in TERMINAL:
                 found.setdefault(name, item)
 
-        while len(found) < len(set(names)):
+        def done() -> bool:
+            return len(found) == len(wanted)
+
+        while not done():
             listed = self.api.list_namespaced_custom_object(GROUP, VERSION, self.namespace, "submissions")
             for item in listed["items"]:
                 take(item)
             try:
-                self._watch_submissions(listed["metadata"]["resourceVersion"], take,
-                                        lambda: len(found) >= len(set(names)), deadline)
+                self._watch_submissions(listed["metadata"]["resourceVersion"], take, done, deadline)
             except ApiException as error:
                 if error.status != 410:  # 410 Gone: the version expired, list again
                     raise
@@ -181,7 +185,8 @@ class ModelPlayground:
                 raise TimeoutError(f"timed out after {timeout:.0f}s waiting for submissions {shown} to finish") from None
         return [found[name] for name in names]
 
-    def _watch_submissions(self, version: str, take: Any, done: Any, deadline: float) -> None:
+    def _watch_submissions(self, version: str, take: Callable[[dict[str, Any]], None], done: Callable[[], bool],
+                           deadline: float) -> None:
         """Feed watch events to ``take`` until ``done()``; TimeoutError at ``deadline``."""
         import json
 

@@ -217,13 +217,11 @@ def _native_proba(trained: Trained) -> np.ndarray:
 @pytest.fixture(scope="session")
 def s3_server():
     """A real S3 API (moto's server) on loopback; yields its endpoint URL."""
-    import socket
-
     from moto.server import ThreadedMotoServer
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    from tests.helpers import free_port
+
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"

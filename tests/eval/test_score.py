@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -244,12 +243,6 @@ def test_cli_bad_input_exits_non_zero_with_the_message_in_the_log(holdout: dict,
     assert summary["status"] == "failed" and summary["field"] == "labels"
     assert summary["error"].startswith("labels: ") and "absent.csv does not exist" in summary["error"]
     assert "Fix:" in summary["error"] and "Fix:" in done.stderr
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
 from podium import storage
 from podium.errors import NotFound, StorageError
+from tests.helpers import free_port
 
 BUCKET = "podium-test"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -66,7 +60,7 @@ def test_s3_endpoint_from_podium_variable_wins(s3_server: str, monkeypatch: pyte
 
 
 def test_unreachable_store_is_reported_with_a_hint(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PODIUM_S3_ENDPOINT", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("PODIUM_S3_ENDPOINT", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     with pytest.raises(StorageError, match="cannot reach the object store") as raised:
         storage.read_bytes("s3://bucket/key")

@@ -9,7 +9,7 @@ import pytest
 
 from podium import storage
 from podium.client import ModelPlayground
-from tests.helpers import wait_for
+from tests.helpers import free_port, wait_for
 from tests.integration.holdouts import IRIS_CLASSES, iris_playground, iris_split, upload_holdout
 
 PG = ("podium.dev", "v1alpha1", "default", "playgrounds")
@@ -99,13 +99,10 @@ def test_private_scores_stay_private_until_close(iris, custom_objects, core):
 
 
 def test_events_and_prometheus_metrics_follow_the_submission(iris, core, cluster):
-    import socket
     import urllib.request
 
     playground, (_, _, _, y_test) = iris
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     cluster.stop_operator()
     cluster.metrics_port = port
     cluster.start_operator()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import ssl
 import urllib.request
 from collections.abc import Iterator
@@ -21,22 +20,16 @@ import pytest
 
 from podium_operator.local.cluster import LocalCluster
 from podium_operator.settings import SUBMITTER_ANNOTATION
-from tests.helpers import wait_for
+from tests.helpers import free_port, wait_for
 
 CONFIGURATION = "podium.dev"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The operator with its webhook on loopback; yields the webhook entry it registered."""
     with LocalCluster(tmp_path_factory.mktemp("webhook") / "cluster", operator=False) as cluster:
-        cluster.start_operator({"PODIUM_WEBHOOK_HOST": "127.0.0.1", "PODIUM_WEBHOOK_PORT": str(_free_port())})
+        cluster.start_operator({"PODIUM_WEBHOOK_HOST": "127.0.0.1", "PODIUM_WEBHOOK_PORT": str(free_port())})
         config = kubernetes.client.Configuration()
         assert cluster.api is not None
         config.host = cluster.api.url

@@ -35,12 +35,10 @@ class ForkedContainer:
     def __init__(self, pid: int, ended: asyncio.Future[int]) -> None:
         self.pid = pid
         self._ended = ended
-        self.returncode: int | None = None
 
     async def wait(self) -> int:
         status = await asyncio.shield(self._ended)
-        self.returncode = os.waitstatus_to_exitcode(status) if status >= 0 else LOST
-        return self.returncode
+        return os.waitstatus_to_exitcode(status) if status >= 0 else LOST
 
 
 class Zygote:
