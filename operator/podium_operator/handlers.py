@@ -38,8 +38,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.label_selectors["batch", "v1", "jobs"] = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
     config = OperatorConfig.from_env()
     if WEBHOOK.enabled:
+        tls = WEBHOOK.tls_files()
         settings.admission.server = kopf.WebhookServer(
-            addr="0.0.0.0", port=WEBHOOK.port, host=WEBHOOK.host, **WEBHOOK.tls_files()
+            addr="0.0.0.0", port=WEBHOOK.port, host=WEBHOOK.host, certfile=tls.certfile, pkeyfile=tls.keyfile,
+            cafile=tls.cafile,
         )
         settings.admission.managed = PREFIX  # kopf keeps the MutatingWebhookConfiguration "podium.dev"
     memo.controller = Controller(k8s.KubeClient(), config)
@@ -104,12 +106,12 @@ async def evaluation_job_changed(
         logger.exception("reconciling submission %s/%s after a Job event", namespace, labels[SUBMISSION_LABEL])
 
 
-def _stamp_submitter(patch: kopf.Patch, userinfo: kopf.UserInfo, operation: str | None,
-                     old: kopf.Body | None, **_: Any) -> None:
+def _stamp_submitter(patch: kopf.Patch, userinfo: kopf.UserInfo, **kwargs: Any) -> None:
     """The submitter is who the API server authenticated at CREATE, never what a client claims, and it
     never changes afterwards (an UPDATE gets the old value back)."""
-    if operation == "UPDATE":
-        submitter = ((old or {}).get("metadata", {}).get("annotations") or {}).get(SUBMITTER_ANNOTATION)
+    if kwargs.get("operation") == "UPDATE":
+        old: dict[str, Any] = kwargs.get("old") or {}
+        submitter = (old.get("metadata", {}).get("annotations") or {}).get(SUBMITTER_ANNOTATION)
         if submitter is None:
             return
     else:

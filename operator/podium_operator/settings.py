@@ -46,6 +46,15 @@ class OperatorConfig:
 
 
 @dataclass(frozen=True)
+class TlsFiles:
+    """What kopf.WebhookServer serves TLS with; no ``cafile`` means the certificate is its own CA."""
+
+    certfile: str
+    keyfile: str
+    cafile: str | None = None
+
+
+@dataclass(frozen=True)
 class WebhookConfig:
     """The admission webhook that stamps each Submission with the user the API server authenticated.
 
@@ -63,8 +72,8 @@ class WebhookConfig:
     def enabled(self) -> bool:
         return bool(self.host)
 
-    def tls_files(self) -> dict[str, str | None]:
-        """kopf.WebhookServer's certfile/pkeyfile/cafile, making a self-signed certificate if none is mounted."""
+    def tls_files(self) -> TlsFiles:
+        """The mounted certificate, or a self-signed one made now if none is mounted."""
         if not self.cert_dir:
             import tempfile
             from pathlib import Path
@@ -74,8 +83,8 @@ class WebhookConfig:
             assert self.host is not None
             return write_self_signed([self.host, "localhost"], Path(tempfile.mkdtemp(prefix="podium-webhook-")))
         ca = os.path.join(self.cert_dir, "ca.crt")
-        return {"certfile": os.path.join(self.cert_dir, "tls.crt"), "pkeyfile": os.path.join(self.cert_dir, "tls.key"),
-                "cafile": ca if os.path.exists(ca) else None}
+        return TlsFiles(os.path.join(self.cert_dir, "tls.crt"), os.path.join(self.cert_dir, "tls.key"),
+                        ca if os.path.exists(ca) else None)
 
     @classmethod
     def from_env(cls) -> WebhookConfig:

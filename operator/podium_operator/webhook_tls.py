@@ -10,11 +10,13 @@ import datetime
 import ipaddress
 from pathlib import Path
 
+from podium_operator.settings import TlsFiles
+
 VALIDITY = datetime.timedelta(days=365)
 
 
-def write_self_signed(hostnames: list[str], directory: Path) -> dict[str, str]:
-    """Write ``tls.crt``/``tls.key`` for ``hostnames`` (DNS names or IPs); kopf.WebhookServer's file args."""
+def write_self_signed(hostnames: list[str], directory: Path) -> TlsFiles:
+    """Write ``tls.crt``/``tls.key`` for ``hostnames`` (DNS names or IPs)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -47,4 +49,4 @@ def write_self_signed(hostnames: list[str], directory: Path) -> dict[str, str]:
     keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                           serialization.NoEncryption()))
     certfile.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    return {"certfile": str(certfile), "pkeyfile": str(keyfile), "cafile": None}
+    return TlsFiles(str(certfile), str(keyfile))
