@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from podium_operator.local.emulator_access import ApiCall
+from podium_operator.local.apiserver.access import ApiCall
 
 CHART = Path(__file__).resolve().parents[1] / "charts/podium"
 REFERENCE = re.compile(r"\{\{\s*\.(Values|Release|Chart)\.([A-Za-z0-9_.]+)\s*\}\}")

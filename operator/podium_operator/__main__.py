@@ -8,7 +8,8 @@ import logging
 
 import kopf
 
-from podium_operator.handlers import registry
+from podium_operator.handlers import enable_admission, registry
+from podium_operator.settings import OperatorConfig
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,9 +22,13 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    config = OperatorConfig.from_env()  # the one read of the environment
+    if config.webhook.enabled:
+        enable_admission(registry)
     asyncio.run(
         kopf.operator(
             registry=registry,
+            memo=kopf.Memo(config=config),
             standalone=True,
             clusterwide=not args.namespace,
             namespaces=args.namespace or [],

@@ -1,4 +1,9 @@
-"""kopf handlers: thin adapters from watch events to the reconcile functions."""
+"""kopf handlers: thin adapters from watch events to the flows.
+
+Nothing here reads the environment: ``__main__`` loads :class:`OperatorConfig` once and hands it over
+in kopf's memo; the admission webhook is registered only when that config enables it
+(:func:`enable_admission`), since kopf refuses to start with admission handlers and no server.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,12 @@ from typing import Any
 import kopf
 
 from podium.api import GROUP, PLAYGROUND, SUBMISSION, VERSION
-from podium_operator import k8s, metrics
-from podium_operator.playgrounds import reconcile_playground, waiting_submissions
+from podium_operator import k8s, metrics, webhook_tls
+from podium_operator.controller import Controller
+from podium_operator.flows.playground import reconcile_playground, waiting_submissions
+from podium_operator.flows.submission import reconcile_submission
 from podium_operator.reconcile.names import MANAGED_BY, SUBMISSION_LABEL
-from podium_operator.settings import FINALIZER, PREFIX, SUBMITTER_ANNOTATION, WEBHOOK, OperatorConfig
-from podium_operator.submissions import Controller, reconcile_submission
+from podium_operator.settings import FINALIZER, PREFIX, SUBMITTER_ANNOTATION, OperatorConfig
 
 registry = kopf.OperatorRegistry()
 logger = logging.getLogger(__name__)
@@ -36,12 +42,12 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.networking.request_timeout = 60
     # Only our own Jobs are streamed (server-side selector), never every Job of the cluster.
     settings.watching.label_selectors["batch", "v1", "jobs"] = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
-    config = OperatorConfig.from_env()
-    if WEBHOOK.enabled:
-        tls = WEBHOOK.tls_files()
+    config: OperatorConfig = memo.config
+    if config.webhook.enabled:
+        tls = webhook_tls.tls_files(config.webhook)
         settings.admission.server = kopf.WebhookServer(
-            addr="0.0.0.0", port=WEBHOOK.port, host=WEBHOOK.host, certfile=tls.certfile, pkeyfile=tls.keyfile,
-            cafile=tls.cafile,
+            addr="0.0.0.0", port=config.webhook.port, host=config.webhook.host, certfile=tls.certfile,
+            pkeyfile=tls.keyfile, cafile=tls.cafile,
         )
         settings.admission.managed = PREFIX  # kopf keeps the MutatingWebhookConfiguration "podium.dev"
     memo.controller = Controller(k8s.KubeClient(), config)
@@ -119,8 +125,8 @@ def _stamp_submitter(patch: kopf.Patch, userinfo: kopf.UserInfo, **kwargs: Any) 
     patch.metadata.setdefault("annotations", {})[SUBMITTER_ANNOTATION] = submitter
 
 
-# The admission webhook needs a TLS server reachable by the API server (the chart's Service); local
-# mode's API server calls no webhooks, so there the annotation set by the client is taken as is.
-if WEBHOOK.enabled:
-    kopf.on.mutate(GROUP, VERSION, SUBMISSION.plural, operations=["CREATE", "UPDATE"], registry=registry)(
+def enable_admission(target: kopf.OperatorRegistry = registry) -> None:
+    """Register the mutating webhook. It needs a TLS server the API server reaches (the chart's Service);
+    local mode's API server calls no webhooks, so there the annotation set by the client is taken as is."""
+    kopf.on.mutate(GROUP, VERSION, SUBMISSION.plural, operations=["CREATE", "UPDATE"], registry=target)(
         _stamp_submitter)

@@ -17,6 +17,8 @@ import kubernetes.client
 import kubernetes.config
 from kubernetes.client.exceptions import ApiException
 
+from podium.api import PLAYGROUND, SUBMISSION, ResourceKind
+
 
 class Conflict(Exception):
     """The object changed since it was read (HTTP 409): re-read and retry."""
@@ -40,6 +42,11 @@ class Resource:
             base += f"/{subresource}"
         return base
 
+    @classmethod
+    def of(cls, kind: ResourceKind) -> Resource:
+        """A Podium kind's coordinates, from the API models (the one source of them)."""
+        return cls(kind.group, kind.version, kind.plural)
+
 
 PATCH_TYPES = {"merge": "application/merge-patch+json", "json": "application/json-patch+json"}
 
@@ -47,8 +54,8 @@ JOBS = Resource("batch", "v1", "jobs")
 PODS = Resource("", "v1", "pods")
 NETWORK_POLICIES = Resource("networking.k8s.io", "v1", "networkpolicies")
 PVCS = Resource("", "v1", "persistentvolumeclaims")
-PLAYGROUNDS = Resource("podium.dev", "v1alpha1", "playgrounds")
-SUBMISSIONS = Resource("podium.dev", "v1alpha1", "submissions")
+PLAYGROUNDS = Resource.of(PLAYGROUND)
+SUBMISSIONS = Resource.of(SUBMISSION)
 
 
 IO_THREADS = 16

@@ -1,13 +1,45 @@
-"""Operator configuration from the environment (set by the Helm chart or `podium local up`)."""
+"""Operator configuration from the environment (set by the Helm chart or `podium local up`).
+
+Read once, when the operator starts (:func:`OperatorConfig.from_env` in ``__main__``), never at import.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from podium.storage import CREDENTIALS_SECRET
 
 PREFIX = "podium.dev"
 FINALIZER = f"{PREFIX}/finalizer"
 SUBMITTER_ANNOTATION = f"{PREFIX}/submitter"
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """The admission webhook that stamps each Submission with the user the API server authenticated.
+
+    Enabled by ``PODIUM_WEBHOOK_HOST`` (the name the API server calls, e.g. the chart's Service). With
+    ``PODIUM_WEBHOOK_CERT_DIR`` (``tls.crt``, ``tls.key``, optional ``ca.crt``, e.g. from cert-manager)
+    those serve TLS; without it the operator makes a self-signed certificate at start-up. Either way the
+    operator writes the MutatingWebhookConfiguration itself, with the matching CA bundle.
+    """
+
+    host: str | None = None
+    port: int = 9443
+    cert_dir: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host)
+
+    @classmethod
+    def from_env(cls) -> WebhookConfig:
+        return cls(
+            host=os.environ.get("PODIUM_WEBHOOK_HOST") or None,
+            port=int(os.environ.get("PODIUM_WEBHOOK_PORT", "9443")),
+            cert_dir=os.environ.get("PODIUM_WEBHOOK_CERT_DIR") or None,
+        )
 
 
 @dataclass(frozen=True)
@@ -18,6 +50,7 @@ class OperatorConfig:
     bucket: str
     object_store_secret: str
     object_store_env: tuple[tuple[str, str], ...]
+    webhook: WebhookConfig = field(default_factory=WebhookConfig)
 
     @classmethod
     def from_env(cls) -> OperatorConfig:
@@ -27,8 +60,9 @@ class OperatorConfig:
             metrics_port=int(os.environ["PODIUM_METRICS_PORT"]) if os.environ.get("PODIUM_METRICS_PORT") else None,
             evaluator_image=os.environ.get("PODIUM_EVALUATOR_IMAGE", "ghcr.io/podium-dev/evaluator:0.1.0"),
             bucket=os.environ.get("PODIUM_S3_BUCKET", "podium"),
-            object_store_secret=os.environ.get("PODIUM_OBJECT_STORE_SECRET", "podium-object-store"),
+            object_store_secret=os.environ.get("PODIUM_OBJECT_STORE_SECRET", CREDENTIALS_SECRET),
             object_store_env=tuple((key, os.environ[key]) for key in passed_on if os.environ.get(key)),
+            webhook=WebhookConfig.from_env(),
         )
 
     def private_prefix(self, namespace: str, playground: str) -> str:
@@ -43,56 +77,3 @@ class OperatorConfig:
 
     def results_uri(self, namespace: str, playground: str, submission: str) -> str:
         return f"s3://{self.bucket}/podium-results/{namespace}/{playground}/{submission}.json"
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    """What kopf.WebhookServer serves TLS with; no ``cafile`` means the certificate is its own CA."""
-
-    certfile: str
-    keyfile: str
-    cafile: str | None = None
-
-
-@dataclass(frozen=True)
-class WebhookConfig:
-    """The admission webhook that stamps each Submission with the user the API server authenticated.
-
-    Enabled by ``PODIUM_WEBHOOK_HOST`` (the name the API server calls, e.g. the chart's Service). With
-    ``PODIUM_WEBHOOK_CERT_DIR`` (``tls.crt``, ``tls.key``, optional ``ca.crt``, e.g. from cert-manager)
-    those serve TLS; without it the operator makes a self-signed certificate at start-up. Either way the
-    operator writes the MutatingWebhookConfiguration itself, with the matching CA bundle.
-    """
-
-    host: str | None
-    port: int
-    cert_dir: str | None
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.host)
-
-    def tls_files(self) -> TlsFiles:
-        """The mounted certificate, or a self-signed one made now if none is mounted."""
-        if not self.cert_dir:
-            import tempfile
-            from pathlib import Path
-
-            from podium_operator.webhook_tls import write_self_signed
-
-            assert self.host is not None
-            return write_self_signed([self.host, "localhost"], Path(tempfile.mkdtemp(prefix="podium-webhook-")))
-        ca = os.path.join(self.cert_dir, "ca.crt")
-        return TlsFiles(os.path.join(self.cert_dir, "tls.crt"), os.path.join(self.cert_dir, "tls.key"),
-                        ca if os.path.exists(ca) else None)
-
-    @classmethod
-    def from_env(cls) -> WebhookConfig:
-        return cls(
-            host=os.environ.get("PODIUM_WEBHOOK_HOST") or None,
-            port=int(os.environ.get("PODIUM_WEBHOOK_PORT", "9443")),
-            cert_dir=os.environ.get("PODIUM_WEBHOOK_CERT_DIR") or None,
-        )
-
-
-WEBHOOK = WebhookConfig.from_env()

@@ -8,11 +8,33 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-from podium_operator.settings import TlsFiles
+from podium_operator.settings import WebhookConfig
 
 VALIDITY = datetime.timedelta(days=365)
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """What kopf.WebhookServer serves TLS with; no ``cafile`` means the certificate is its own CA."""
+
+    certfile: str
+    keyfile: str
+    cafile: str | None = None
+
+
+def tls_files(webhook: WebhookConfig) -> TlsFiles:
+    """The mounted certificate, or a self-signed one made now if none is mounted."""
+    if not webhook.cert_dir:
+        assert webhook.host is not None
+        return write_self_signed([webhook.host, "localhost"], Path(tempfile.mkdtemp(prefix="podium-webhook-")))
+    ca = os.path.join(webhook.cert_dir, "ca.crt")
+    return TlsFiles(os.path.join(webhook.cert_dir, "tls.crt"), os.path.join(webhook.cert_dir, "tls.key"),
+                    ca if os.path.exists(ca) else None)
 
 
 def write_self_signed(hostnames: list[str], directory: Path) -> TlsFiles:

@@ -1,43 +1,20 @@
-"""The `podium` command line."""
+"""The `podium` command line.
+
+Other installed packages add verbs through the ``podium.cli`` entry-point group: each entry is a
+``register(subparsers)`` function. That is how the operator package contributes ``podium local``
+without the SDK ever importing it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import yaml
 
-
-def _local(args: argparse.Namespace) -> int:
-    # Local mode lives in the operator package (installed with the `local` extra).
-    try:
-        from podium_operator.local import cluster
-    except ImportError as error:
-        print(f"podium local needs the operator package: pip install 'podium[local]' ({error})", file=sys.stderr)
-        return 2
-    state_dir: Path = args.state_dir or cluster.DEFAULT_HOME
-    if args.action == "up":
-        if args.foreground:
-            cluster.serve(state_dir)
-            return 0
-        state = cluster.up(state_dir)
-        print(f"Podium local cluster is up (API {state['api']}, object store {state['objectStore']}).")
-        print(f"  export KUBECONFIG={state['kubeconfig']}")
-        print("  kubectl apply -f examples/playground.yaml && kubectl get playgrounds")
-        print("  podium local down   # when you are done")
-        return 0
-    if args.action == "down":
-        stopped = cluster.down(state_dir)
-        print("Podium local cluster stopped." if stopped else "No local cluster was running.")
-        return 0
-    current = cluster.read_state(state_dir)
-    if current is None:
-        print("No local cluster is running; start one with: podium local up")
-        return 1
-    for key, value in current.items():
-        print(f"{key}: {value}")
-    return 0
+PLUGIN_GROUP = "podium.cli"
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -66,15 +43,21 @@ def _crds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _local_missing(args: argparse.Namespace) -> int:
+    print("podium local needs the operator package: pip install 'podium[local]'", file=sys.stderr)
+    return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="podium", description="Podium: playgrounds, leaderboards, deployments.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    local = commands.add_parser("local", help="Run a local cluster (no Docker, no Kubernetes needed).")
-    local.add_argument("action", choices=["up", "down", "status"])
-    local.add_argument("--state-dir", type=Path, default=None, help="Default: ~/.podium/local ($PODIUM_HOME)")
-    local.add_argument("--foreground", action="store_true", help="With up: run in this terminal until Ctrl-C.")
-    local.set_defaults(handler=_local)
+    for plugin in sorted(entry_points(group=PLUGIN_GROUP), key=lambda entry: entry.name):
+        plugin.load()(commands)
+    if "local" not in commands.choices:
+        local = commands.add_parser("local", help="Run a local cluster (needs: pip install 'podium[local]').")
+        local.add_argument("rest", nargs=argparse.REMAINDER)
+        local.set_defaults(handler=_local_missing)
 
     validate = commands.add_parser("validate", help="Check manifests against the CRD schemas and CEL rules.")
     validate.add_argument("files", nargs="+", type=Path)

@@ -122,7 +122,7 @@ class ModelPlayground:
 
     def submit_predictions(self, predictions: Any, *, name: str, proba: Any = None, classes: Any = None,
                            track: str = "experiment") -> dict[str, Any]:
-        from podium.evaluation.predictions import Predictions, save_predictions
+        from podium.predictions import Predictions, save_predictions
 
         with tempfile.TemporaryDirectory() as scratch:
             path = save_predictions(Predictions(np.asarray(predictions), proba, classes),

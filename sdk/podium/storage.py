@@ -22,6 +22,8 @@ from podium.errors import NotFound, StorageError
 if TYPE_CHECKING:
     from minio import Minio
 
+# The Secret (keys AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) trusted Jobs read credentials from, by default.
+CREDENTIALS_SECRET = "podium-object-store"
 _HINT_ENV = "set PODIUM_S3_ENDPOINT (or AWS_ENDPOINT_URL), AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
 _MISSING = {"NoSuchKey", "NoSuchBucket", "NoSuchObject", "ResourceNotFound"}
 

@@ -15,8 +15,8 @@ import pytest
 from podium.artifacts import PreprocessorError, save_preprocessor, save_submission
 from podium.errors import PodiumError
 from podium.evaluation.predict import MAX_MESSAGE_BYTES, failure_message, run_predict
-from podium.evaluation.predictions import load_predictions
 from podium.frameworks import ModelOutputError, ModelRuntimeError, UnknownFramework
+from podium.predictions import load_predictions
 
 REPO = Path(__file__).resolve().parents[2]
 

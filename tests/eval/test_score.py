@@ -16,8 +16,8 @@ from sklearn import metrics as skm
 from podium import storage
 from podium.data import write_table
 from podium.errors import InvalidConfig, InvalidHoldout, InvalidPredictions, PodiumError
-from podium.evaluation.predictions import Predictions, save_predictions
 from podium.evaluation.score import TERMINATION_LIMIT, ScoreResult, Summary, run_score, write_summary
+from podium.predictions import Predictions, save_predictions
 from podium.split import compute_split
 
 ROOT = Path(__file__).resolve().parents[2]

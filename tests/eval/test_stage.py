@@ -13,8 +13,8 @@ import pytest
 from podium.artifacts import pack, save_preprocessor, save_submission
 from podium.errors import PodiumError
 from podium.evaluation.predict import run_predict
-from podium.evaluation.predictions import load_predictions
 from podium.evaluation.stage import STAGED_PREPROCESSOR, run_stage, staged_features_name
+from podium.predictions import load_predictions
 
 
 def double(features):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from podium.client import ModelPlayground
-from podium_operator.local.sandbox import sandbox_support
+from podium_operator.local.sandbox.confiner import sandbox_support
 from tests.integration import models
 from tests.integration.holdouts import iris_playground, iris_split, upload_holdout
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import kubernetes.client
 import pytest
 
-from podium_operator.local.apiserver import ApiServer
+from podium_operator.local.apiserver.server import ApiServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

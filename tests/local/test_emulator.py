@@ -22,9 +22,9 @@ import yaml
 from kopf.testing import KopfRunner
 from kubernetes.client.exceptions import ApiException
 
-from podium_operator.local.apiserver import ApiServer
-from podium_operator.local.emulator_selectors import match_labels, parse_label_selector
-from podium_operator.local.emulator_tables import human_duration, jsonpath
+from podium_operator.local.apiserver.selectors import match_labels, parse_label_selector
+from podium_operator.local.apiserver.server import ApiServer
+from podium_operator.local.apiserver.tables import human_duration, jsonpath
 
 GROUP, VERSION, PLURAL = "example.podium.dev", "v1", "widgets"
 NS = "default"

@@ -18,21 +18,9 @@ from typing import Any
 import kubernetes.client
 import pytest
 
-from podium_operator.local.apiserver import ApiServer
-from podium_operator.local.jobrunner import JobRunner
-from podium_operator.local.jobrunner_plan import (
-    ContainerPlan,
-    PlanError,
-    PodRefs,
-    expand_vars,
-    parse_quantity,
-    path_mapper,
-    plan_pod,
-    pod_manifest,
-    referenced_objects,
-    secret_data,
-)
-from podium_operator.local.jobrunner_status import (
+from podium_operator.local.apiserver.server import ApiServer
+from podium_operator.local.jobrunner.runner import JobRunner
+from podium_operator.local.jobrunner.status import (
     ContainerInfo,
     Running,
     Terminated,
@@ -45,6 +33,18 @@ from podium_operator.local.jobrunner_status import (
     pod_phase,
     pod_status,
     termination_message,
+)
+from podium_operator.local.podspec.plan import (
+    ContainerPlan,
+    PlanError,
+    PodRefs,
+    expand_vars,
+    parse_quantity,
+    path_mapper,
+    plan_pod,
+    pod_manifest,
+    referenced_objects,
+    secret_data,
 )
 
 PY = sys.executable

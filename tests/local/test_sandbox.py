@@ -24,13 +24,13 @@ from typing import Any
 import kubernetes.client
 import pytest
 
-from podium_operator.local.apiserver import ApiServer
-from podium_operator.local.jobrunner import JobRunner
-from podium_operator.local.jobrunner_plan import ContainerPlan, Mount, PlanError, PodPlan, PodRefs, plan_pod
-from podium_operator.local.sandbox import Confiner, requested
-from podium_operator.local.sandbox_fs import apply_fs_group
-from podium_operator.local.sandbox_policy import Security, container_security, egress, non_root_violation
-from podium_operator.local.sandbox_view import Bind, Tmpfs, plan_view
+from podium_operator.local.apiserver.server import ApiServer
+from podium_operator.local.jobrunner.runner import JobRunner
+from podium_operator.local.podspec.plan import ContainerPlan, Mount, PlanError, PodPlan, PodRefs, plan_pod
+from podium_operator.local.podspec.security import Security, container_security, egress, non_root_violation
+from podium_operator.local.sandbox.confiner import Confiner, requested
+from podium_operator.local.sandbox.fs import apply_fs_group
+from podium_operator.local.sandbox.view import Bind, Tmpfs, plan_view
 from tests.local.conftest import make_api_client
 from tests.local.test_jobrunner import Cluster, wait_for
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from podium_operator import k8s
+from podium_operator.controller import Controller
+from podium_operator.flows.submission import _assign_version
 from podium_operator.settings import OperatorConfig
-from podium_operator.submissions import Controller, _assign_version
 from tests.local.conftest import make_api_client
 
 NAMESPACE = "default"

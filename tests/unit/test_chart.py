@@ -27,7 +27,7 @@ def test_operator_deployment_is_single_replica_recreate():
 
 
 def test_rbac_check_names_what_the_cluster_role_does_not_grant():
-    from podium_operator.local.emulator_access import ApiCall
+    from podium_operator.local.apiserver.access import ApiCall
     from tests.chart import not_granted
 
     granted = [ApiCall("create", "", "persistentvolumeclaims"), ApiCall("patch", "podium.dev", "submissions/status"),

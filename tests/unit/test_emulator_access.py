@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from podium_operator.local.emulator_access import ApiCall, api_call, user_agent_product
+from podium_operator.local.apiserver.access import ApiCall, api_call, user_agent_product
 
 
 @pytest.mark.parametrize(("method", "path", "query", "expected"), [

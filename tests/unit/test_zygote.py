@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from podium_operator.local.zygote import TRUSTED_MODULES, trusted_module
+from podium_operator.local.zygote.server import TRUSTED_MODULES, trusted_module
 
 
 def test_only_podiums_own_steps_run_warm():

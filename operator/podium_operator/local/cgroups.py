@@ -3,7 +3,7 @@
 A cgroup limits resident memory and the kernel OOM-kills the container when it is exceeded (exit
 137, reason ``OOMKilled``), as in a cluster. The runner creates the cgroups below its own (cgroup v1
 ``memory``, or v2 when ``memory`` is delegated to its children), so it never touches anyone else's.
-Where neither is possible, :mod:`.jobrunner_pod` falls back to ``RLIMIT_AS``, which limits address
+Where neither is possible, :mod:`.jobrunner.pod` falls back to ``RLIMIT_AS``, which limits address
 space instead: frameworks that reserve much more than they touch need generous limits then.
 """
 

@@ -18,12 +18,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
+from podium import storage
 from podium.api.crdgen import write_crds
-from podium_operator.local.apiserver import ApiServer
-from podium_operator.local.jobrunner import JobRunner
+from podium_operator.local.apiserver.server import ApiServer
+from podium_operator.local.jobrunner.runner import JobRunner
 from podium_operator.local.objectstore import ObjectStore
 
-OBJECT_STORE_SECRET = "podium-object-store"
 DEFAULT_HOME = Path(os.environ.get("PODIUM_HOME", Path.home() / ".podium")) / "local"
 
 
@@ -70,7 +70,7 @@ class LocalCluster:
         config.host = self.api.url
         with kubernetes.client.ApiClient(config) as client:
             secret = kubernetes.client.V1Secret(
-                metadata=kubernetes.client.V1ObjectMeta(name=OBJECT_STORE_SECRET),
+                metadata=kubernetes.client.V1ObjectMeta(name=storage.CREDENTIALS_SECRET),
                 string_data={key: value for key, value in self.store.env().items() if key.startswith("AWS_")},
             )
             kubernetes.client.CoreV1Api(client).create_namespaced_secret(namespace, secret)

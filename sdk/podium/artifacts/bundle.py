@@ -35,7 +35,6 @@ from podium.artifacts.preprocessor import (
 )
 from podium.artifacts.schema import InputSchema, conform
 from podium.errors import ArtifactError, PodiumError
-from podium.evaluation.predictions import Predictions
 from podium.frameworks import (
     Framework,
     FrameworkAdapter,
@@ -47,6 +46,7 @@ from podium.frameworks import (
 from podium.frameworks.detect import detect_model, find_model
 from podium.frameworks.outputs import to_predictions
 from podium.metadata import Metadata, extract_metadata
+from podium.predictions import Predictions
 
 _EXAMPLE_ROWS = 64  # enough to export, validate ONNX and trace shapes; keeps saving quick
 _CHUNK = 1 << 20

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 
 from podium.artifacts.manifest import OnnxInfo
-from podium.evaluation.predictions import Predictions
 from podium.frameworks import Framework, FrameworkAdapter, ModelFiles, get_adapter
 from podium.frameworks.base import MODEL_DIR, relative
 from podium.frameworks.outputs import to_predictions
+from podium.predictions import Predictions
 
 ONNX_FILENAME = "model.onnx"
 TOLERANCE = 1e-4  # float32 ONNX kernels vs float64 sklearn: agreement to ~1e-6 is typical

@@ -31,7 +31,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from podium.errors import InvalidConfig, InvalidHoldout, PodiumError
-from podium.evaluation.predictions import Predictions, save_predictions
+from podium.predictions import Predictions, save_predictions
 
 DEFAULT_BATCH_ROWS = 10_000
 PREDICTIONS_NAME = "predictions.npz"

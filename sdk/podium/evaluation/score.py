@@ -32,8 +32,8 @@ from pydantic import BaseModel
 from podium import storage
 from podium.data import read_labels
 from podium.errors import InvalidConfig, InvalidHoldout, InvalidPredictions, PodiumError, StorageError
-from podium.evaluation.predictions import Predictions, load_predictions
 from podium.metrics import Task, encode_classification, metrics_from_codes, regression_metrics
+from podium.predictions import Predictions, load_predictions
 from podium.split import HoldoutSplit
 
 SCORES_FILE = "scores.json"
@@ -129,7 +129,7 @@ def _load(path: Path) -> Predictions:
         return load_predictions(path)
     except ValueError as error:
         raise InvalidPredictions(str(error), field="predictions",
-                                 hint="write predictions with podium.evaluation.predictions.save_predictions") from None
+                                 hint="write predictions with podium.predictions.save_predictions") from None
 
 
 def _parts(split: Path | None, n_rows: int) -> tuple[np.ndarray, np.ndarray]:

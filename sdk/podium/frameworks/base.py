@@ -46,7 +46,7 @@ class ModelFiles(BaseModel):
 
 @dataclass(frozen=True)
 class ModelOutput:
-    """Raw model output before it becomes :class:`~podium.evaluation.predictions.Predictions`.
+    """Raw model output before it becomes :class:`~podium.predictions.Predictions`.
 
     ``labels``: predicted labels or regression values, when the model gives them directly.
     ``scores``: (n, k) probabilities or logits. ``classes``: the labels of the score columns,

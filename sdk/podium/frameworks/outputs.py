@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from podium.evaluation.predictions import Predictions
 from podium.frameworks.base import ModelOutput
 from podium.frameworks.errors import ModelOutputError
+from podium.predictions import Predictions
 
 _SUM_TOLERANCE = 1e-3
 

@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 
 from podium_operator.local.cgroups import MemoryTree
-from podium_operator.local.jobrunner_kube import (
+from podium_operator.local.jobrunner.kube import (
     ApiError,
     KubeApi,
     claims_path,
@@ -32,7 +32,18 @@ from podium_operator.local.jobrunner_kube import (
     pod_path,
     pods_path,
 )
-from podium_operator.local.jobrunner_plan import (
+from podium_operator.local.jobrunner.pod import PodRun, Sandbox
+from podium_operator.local.jobrunner.status import (
+    Verdict,
+    job_deadline,
+    job_is_finished,
+    job_status,
+    job_verdict,
+    parse_timestamp,
+    pod_is_finished,
+    set_condition,
+)
+from podium_operator.local.podspec.plan import (
     PodPlan,
     PodRefs,
     config_map_data,
@@ -43,19 +54,8 @@ from podium_operator.local.jobrunner_plan import (
     referenced_objects,
     secret_data,
 )
-from podium_operator.local.jobrunner_pod import PodRun, Sandbox
-from podium_operator.local.jobrunner_status import (
-    Verdict,
-    job_deadline,
-    job_is_finished,
-    job_status,
-    job_verdict,
-    parse_timestamp,
-    pod_is_finished,
-    set_condition,
-)
-from podium_operator.local.sandbox import Confiner
-from podium_operator.local.zygote_client import Zygote
+from podium_operator.local.sandbox.confiner import Confiner
+from podium_operator.local.zygote.client import Zygote
 
 log = logging.getLogger(__name__)
 

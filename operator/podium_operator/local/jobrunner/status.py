@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from podium_operator.local.jobrunner_plan import backoff_limit
+from podium_operator.local.podspec.plan import backoff_limit
 
 MAX_MESSAGE_BYTES = 4096  # the kubelet's cap on a termination message
 FALLBACK_LOG_LINES = 80  # FallbackToLogsOnError: the last 80 lines …

@@ -1,6 +1,6 @@
-"""The job runner's side of :mod:`.zygote`: start the warm interpreter, fork containers from it.
+"""The job runner's side of :mod:`.server`: start the warm interpreter, fork containers from it.
 
-A forked container looks like any other to :class:`~.jobrunner_pod.PodRun`: it has a ``pid`` (a
+A forked container looks like any other to :class:`~podium_operator.local.jobrunner.pod.PodRun`: it has a ``pid`` (a
 session leader, so signals reach its whole group) and ``wait()`` returns its exit code as
 :mod:`asyncio.subprocess` would (negative for a signal).
 """
@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from podium_operator.local.zygote import TRUSTED_MODULES
+from podium_operator.local.zygote.server import TRUSTED_MODULES
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class Zygote:
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self._log_path, "ab") as output, theirs:
             self._process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "podium_operator.local.zygote", str(theirs.fileno()), *self.modules,
+                sys.executable, "-m", "podium_operator.local.zygote.server", str(theirs.fileno()), *self.modules,
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                 env=self._env,
             )
@@ -78,7 +78,7 @@ class Zygote:
         self._reader_task = asyncio.create_task(self._read(reader))
 
     async def spawn(self, request: dict[str, Any]) -> ForkedContainer:
-        """Fork a container (see :mod:`.zygote` for the request's keys); ZygoteGone if it cannot."""
+        """Fork a container (see :mod:`.server` for the request's keys); ZygoteGone if it cannot."""
         try:
             await self.start()  # on first use: runners that never run Podium's steps never pay for it
         except OSError as error:

@@ -13,7 +13,7 @@ from typing import Any
 
 import kmock
 
-from podium_operator.local.emulator_discovery import SERVER_VERSION
+from podium_operator.local.apiserver.discovery import SERVER_VERSION
 
 
 def index(resources: kmock.ResourcesArray) -> dict[str, Any]:

@@ -4,13 +4,13 @@ A stage or score container spends most of its life importing numpy, pandas and t
 client (about 0.7 s of CPU each time). The local job runner starts this server once; it imports
 those modules, then forks one child per such container. The child becomes what the kubelet would
 have started: its own session, its memory cgroup, the container's log as stdout/stderr, the
-container's sandbox (:func:`.sandbox_exec.enter`: namespaces, view, user), environment, working
+container's sandbox (:func:`podium_operator.local.sandbox.enter.enter`: namespaces, view, user), environment, working
 directory and arguments, and runs ``python -m MODULE ARGS`` in-process.
 
 Only the modules in :data:`TRUSTED_MODULES` are run this way: a submitter's code (the predict step)
 always starts from a fresh interpreter and never shares memory with anything.
 
-Run as ``python -m podium_operator.local.zygote FD [MODULE...]`` (the modules to warm, by default
+Run as ``python -m podium_operator.local.zygote.server FD [MODULE...]`` (the modules to warm, by default
 :data:`TRUSTED_MODULES`). Protocol, one JSON object per line over the socket ``FD``:
 the server says ``{"ready": true}`` once warm; the runner sends ``{"id", "module", "args", "env",
 "cwd", "log", "cgroup", "sandbox"}``; the server answers ``{"id", "pid"}`` (or ``{"id", "error"}``)
@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from typing import Any
 
 TRUSTED_MODULES = ("podium.evaluation.stage", "podium.evaluation.scorejob")
-SETUP_FAILED = 128  # as sandbox_exec: the container could not be set up
+SETUP_FAILED = 128  # as sandbox.enter: the container could not be set up
 
 
 def trusted_module(argv: Sequence[str], python: str, modules: Sequence[str] = TRUSTED_MODULES) -> str | None:
@@ -56,10 +56,10 @@ def _run_child(request: dict[str, Any]) -> int:
     os.close(log)
     os.close(null)
     if request.get("sandbox"):
-        from podium_operator.local import sandbox_exec
+        from podium_operator.local.sandbox import enter
 
         try:
-            sandbox_exec.enter(request["sandbox"])
+            enter.enter(request["sandbox"])
         except OSError as error:
             print(f"podium sandbox: {error}", file=sys.stderr, flush=True)
             return SETUP_FAILED

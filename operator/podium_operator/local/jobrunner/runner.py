@@ -2,9 +2,9 @@
 
 The runner watches Jobs through the API server and, for each one that is neither finished
 nor suspended, creates Pods (one at a time, until ``completions`` succeed or the Job fails),
-runs their containers as processes (see :mod:`.jobrunner_plan` for how a container spec
+runs their containers as processes (see :mod:`podium_operator.local.podspec.plan` for how a container spec
 becomes a process, including the path-mapping rule for volumes) and writes Pod and Job
-status as the kubelet and the Job controller would (:mod:`.jobrunner_status`).
+status as the kubelet and the Job controller would (:mod:`.status`).
 
 Behaviour worth knowing:
 
@@ -13,14 +13,14 @@ Behaviour worth knowing:
   after the claim is deleted); a ``mountPath`` (and the
   termination-message path) is rewritten to its directory wherever it appears in
   ``command``, ``args``, ``env`` values and ``workingDir``. The termination file's real
-  path is also in ``PODIUM_TERMINATION_LOG``. Details in :mod:`.jobrunner_plan`.
+  path is also in ``PODIUM_TERMINATION_LOG``. Details in :mod:`podium_operator.local.podspec.plan`.
 - Each container runs in the sandbox its pod spec asks for (user, private view of the
   files, no network under a denying NetworkPolicy, read-only root), as far as this machine
-  allows: see :mod:`.sandbox` and :meth:`JobRunner.sandbox_support`. Pods get the
+  allows: see :mod:`podium_operator.local.sandbox` and :meth:`JobRunner.sandbox_support`. Pods get the
   container's own environment on top of ``base_env`` (by default a few variables of the
   runner's, such as ``PATH``); ``AWS_*``, ``PODIUM_*`` and ``KUBE*`` variables never pass.
 - Containers running ``python -m`` one of Podium's own trusted steps (stage, score) are forked
-  from a warm interpreter that has imported them already (:mod:`.zygote`), set up exactly as an
+  from a warm interpreter that has imported them already (:mod:`podium_operator.local.zygote`), set up exactly as an
   ordinary one; anything else (the submitter's predict step included) starts a new process.
 - ``limits.memory`` becomes a memory cgroup per container where the runner can make one
   (resident memory; exceeding it is an OOM kill, exit 137, ``OOMKilled``), else ``RLIMIT_AS``
@@ -61,14 +61,14 @@ import aiohttp
 
 from podium_operator.local.background import BackgroundService
 from podium_operator.local.cgroups import find_memory_tree
-from podium_operator.local.jobrunner_job import JobController, Settings, pod_dir
-from podium_operator.local.jobrunner_kube import ApiError, KubeApi, jobs_path
-from podium_operator.local.jobrunner_plan import ContainerPlan, PodPlan, plan_pod
-from podium_operator.local.jobrunner_pod import Sandbox
-from podium_operator.local.jobrunner_status import job_is_finished
-from podium_operator.local.sandbox import Confiner
-from podium_operator.local.zygote import TRUSTED_MODULES
-from podium_operator.local.zygote_client import Zygote
+from podium_operator.local.jobrunner.job import JobController, Settings, pod_dir
+from podium_operator.local.jobrunner.kube import ApiError, KubeApi, jobs_path
+from podium_operator.local.jobrunner.pod import Sandbox
+from podium_operator.local.jobrunner.status import job_is_finished
+from podium_operator.local.podspec.plan import ContainerPlan, PodPlan, plan_pod
+from podium_operator.local.sandbox.confiner import Confiner
+from podium_operator.local.zygote.client import Zygote
+from podium_operator.local.zygote.server import TRUSTED_MODULES
 
 __all__ = ["ContainerPlan", "JobRunner", "PodPlan", "plan_pod"]
 
@@ -127,12 +127,12 @@ class JobRunner(BackgroundService):
     # --- Thread side ------------------------------------------------------------------------
 
     def sandbox_support(self) -> dict[str, str | None]:
-        """What this runner enforces: ``{restriction: None or why not}`` (see :mod:`.sandbox`)."""
+        """What this runner enforces: ``{restriction: None or why not}`` (see :mod:`podium_operator.local.sandbox`)."""
         return dict(self._settings.confiner.support)
 
     @property
     def warm_starts(self) -> int:
-        """Containers started from the warm interpreter (:mod:`.zygote`) rather than a new process."""
+        """Containers started from the warm interpreter (:mod:`podium_operator.local.zygote`) rather than a new process."""
         return self._zygote.forked if self._zygote is not None else 0
 
     def log_path(self, namespace: str, pod: str, container: str) -> Path:

@@ -1,6 +1,6 @@
 """Create a pod's directories with owners and modes that let its users in and keep others out.
 
-Layout and modes (``G`` is the pod's group, see :func:`.sandbox_policy.pod_group`; owners are
+Layout and modes (``G`` is the pod's group, see :func:`podium_operator.local.podspec.security.pod_group`; owners are
 only changed when the runner may switch users, i.e. runs as root)::
 
     <workdir>/                       0711 runner   not listable
@@ -22,8 +22,8 @@ import os
 import stat
 from pathlib import Path
 
-from podium_operator.local.jobrunner_plan import PodPlan
-from podium_operator.local.sandbox_policy import pod_group
+from podium_operator.local.podspec.plan import PodPlan
+from podium_operator.local.podspec.security import pod_group
 
 PRIVATE_DIR = 0o2770
 PASSAGE = 0o711  # traversable, not listable

@@ -1,7 +1,7 @@
 """What a cluster would enforce on a container, read from its pod spec (pure functions).
 
 The job runner emulates the parts of a pod's security that matter for untrusted code (see
-:mod:`.sandbox` for how they are enforced and what is not):
+:mod:`podium_operator.local.sandbox` for how they are enforced and what is not):
 
 - ``securityContext.runAsUser`` / ``runAsGroup`` (container over pod), pod ``fsGroup`` and
   ``supplementalGroups`` (added to the process's groups, as the kubelet does). Without

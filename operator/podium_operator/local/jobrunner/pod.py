@@ -2,7 +2,7 @@
 
 Init containers run one after another, then all main containers at once. Each container is
 a session leader (``setsid``), so that killing it kills everything it spawned, started in its
-sandbox by a :class:`~.sandbox.Confiner`. Every state change is reported through ``publish``
+sandbox by a :class:`~podium_operator.local.sandbox.confiner.Confiner`. Every state change is reported through ``publish``
 as a complete pod ``status``.
 """
 
@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from podium_operator.local.cgroups import ContainerMemory, MemoryTree
-from podium_operator.local.jobrunner_plan import ContainerPlan, PlanError, PodPlan
-from podium_operator.local.jobrunner_status import (
+from podium_operator.local.jobrunner.status import (
     FALLBACK_LOG_BYTES,
     MAX_MESSAGE_BYTES,
     ContainerInfo,
@@ -36,9 +35,10 @@ from podium_operator.local.jobrunner_status import (
     terminated_reason,
     termination_message,
 )
-from podium_operator.local.sandbox import Confiner
-from podium_operator.local.zygote import trusted_module
-from podium_operator.local.zygote_client import ForkedContainer, Zygote, ZygoteGone
+from podium_operator.local.podspec.plan import ContainerPlan, PlanError, PodPlan
+from podium_operator.local.sandbox.confiner import Confiner
+from podium_operator.local.zygote.client import ForkedContainer, Zygote, ZygoteGone
+from podium_operator.local.zygote.server import trusted_module
 
 Sandbox = Callable[[ContainerPlan], ContainerPlan]
 Process = asyncio.subprocess.Process | ForkedContainer

@@ -8,10 +8,10 @@ What a container becomes
     a small base environment chosen by the caller (the host's environment is not inherited
     wholesale, so that host credentials do not leak into pods).
     ``resources.limits.memory`` → the container's memory limit (a memory cgroup, else
-    ``RLIMIT_AS``: see :mod:`.cgroups`); ``limits.cpu`` is ignored.
+    ``RLIMIT_AS``: see :mod:`podium_operator.local.cgroups`); ``limits.cpu`` is ignored.
     ``HOME`` defaults to the pod's ``tmp/`` directory (the runner's own home stays out).
     ``securityContext`` and the namespace's NetworkPolicies become the container's
-    :class:`~.sandbox_policy.Security`, enforced by :mod:`.sandbox` when it starts.
+    :class:`~.security.Security`, enforced by :mod:`podium_operator.local.sandbox` when it starts.
 
 Volumes
     ``emptyDir`` (a pod directory), ``secret`` and ``configMap`` (files written before the
@@ -22,7 +22,7 @@ Volumes
 
 Path-mapping rule (volumes and the termination log)
     Containers see volume directories at their host paths, not at their mount paths (even
-    in a private view, see :mod:`.sandbox_view`). Every occurrence of a ``volumeMount``'s
+    in a private view, see :mod:`podium_operator.local.sandbox.view`). Every occurrence of a ``volumeMount``'s
     ``mountPath`` (and of the container's ``terminationMessagePath``, default
     ``/dev/termination-log``) in ``command``, ``args``, ``env`` values and ``workingDir`` is
     replaced by the host path behind it, on path boundaries only (``/data`` maps ``/data``
@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from podium_operator.local.sandbox_policy import Security, container_security, egress, non_root_violation
+from podium_operator.local.podspec.security import Security, container_security, egress, non_root_violation
 
 NODE_NAME = "podium-local"
 POD_IP = "127.0.0.1"

@@ -29,7 +29,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from podium_operator.local.jobrunner_plan import ContainerPlan
+from podium_operator.local.podspec.plan import ContainerPlan
 
 Stat = Callable[[Path], os.stat_result]
 SCRATCH = (Path("/tmp"), Path("/dev/shm"))

@@ -1,17 +1,18 @@
-"""Drive one Submission from Pending to Evaluated/Failed/Rejected (I/O glue around the pure reconcile code)."""
+"""Submission flow: drive one Submission from Pending to Evaluated/Failed/Rejected (I/O around reconcile/)."""
 
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 import logging
-from collections import defaultdict
-from typing import Any, cast
+from typing import Any
 
+from podium.api.meta import condition_is_true, format_time, parse_time, utcnow
 from podium.api.playground import PlaygroundSpec
 from podium.api.submission import TERMINAL_PHASES, SubmissionSpec
 from podium_operator import k8s, metrics
+from podium_operator.controller import Controller
+from podium_operator.flows.leaderboard import refresh_leaderboard
 from podium_operator.reconcile.conditions import set_condition
 from podium_operator.reconcile.evaluation_jobs import (
     EvaluationPlan,
@@ -29,48 +30,9 @@ from podium_operator.reconcile.submission import (
     submitted_today,
 )
 from podium_operator.reconcile.validation import parse_spec
-from podium_operator.settings import SUBMITTER_ANNOTATION, OperatorConfig
+from podium_operator.settings import SUBMITTER_ANNOTATION
 
 logger = logging.getLogger(__name__)
-
-
-def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
-def timestamp(moment: datetime.datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-class Controller:
-    """Shared state of the running operator: the client, config and per-object locks."""
-
-    def __init__(self, kube: k8s.KubeClient, config: OperatorConfig) -> None:
-        self.kube = kube
-        self.config = config
-        # One operator replica (Recreate): in-process locks serialise versioning and leaderboards.
-        self.playground_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
-        self.leaderboard_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
-        self.leaderboard_refresh_queued: set[tuple[str, str]] = set()
-        self.submission_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
-        self.policies_ensured: set[str] = set()
-        self.in_flight: set[tuple[str, str]] = set()
-        # Submissions whose version this process has written to their status (no need to re-check).
-        self.recorded_versions: set[tuple[str, str]] = set()
-
-    def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
-        """A Kubernetes Event on the object (kopf queues and posts it)."""
-        import kopf
-
-        kopf.event(kopf.Body(cast(kopf.RawBody, obj)), type=type_, reason=reason, message=message[:1024])
-
-    def track(self, key: tuple[str, str], active: bool) -> None:
-        (self.in_flight.add if active else self.in_flight.discard)(key)
-        metrics.QUEUE_DEPTH.set(len(self.in_flight))
-
-    async def patch_status(self, resource: k8s.Resource, obj: dict[str, Any], status: dict[str, Any]) -> dict:
-        meta = obj["metadata"]
-        return await self.kube.patch(resource, meta["namespace"], meta["name"], {"status": status}, subresource="status")
 
 
 async def _still_unrecorded(ctl: Controller, namespace: str, pending: dict[str, int], current: str) -> dict[str, int]:
@@ -137,9 +99,9 @@ async def _finish(
         **(extra or {}),
     }
     timings = dict(status.get("timings") or {})
-    timings["evaluatedAt"] = timestamp(now)
+    timings["evaluatedAt"] = format_time(now)
     if timings.get("submittedAt"):
-        started = datetime.datetime.fromisoformat(timings["submittedAt"].replace("Z", "+00:00"))
+        started = parse_time(timings["submittedAt"])
         timings["durationSeconds"] = round((now - started).total_seconds(), 3)
         metrics.EVALUATION_SECONDS.labels(
             submission["metadata"]["namespace"], submission["spec"].get("playground", ""), phase
@@ -208,7 +170,7 @@ async def _admit(ctl: Controller, submission: dict[str, Any], spec: SubmissionSp
             "version": version,
             "submitter": submitter,
             "verified": spec.model is not None,
-            "timings": {"submittedAt": timestamp(now), "startedAt": timestamp(now)},
+            "timings": {"submittedAt": format_time(now), "startedAt": format_time(now)},
             "observedGeneration": submission["metadata"].get("generation"),
             "conditions": set_condition(None, type_="Ready", status=False, reason="Evaluating",
                                         message=f"version {version} is being evaluated", now=now,
@@ -286,9 +248,7 @@ async def reconcile_submission(ctl: Controller, namespace: str, name: str) -> st
             return "rejected"
         playground = await ctl.kube.get(k8s.PLAYGROUNDS, namespace, spec.playground)
         pg, _ = parse_spec(PlaygroundSpec, (playground or {}).get("spec") or {})
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                    for c in ((playground or {}).get("status") or {}).get("conditions", []))
-        if playground is None or pg is None or not ready:
+        if playground is None or pg is None or not condition_is_true(playground):
             waiting = f"waiting for playground {spec.playground} to exist and be Ready"
             if (submission.get("status") or {}).get("message") != waiting:
                 await ctl.patch_status(k8s.SUBMISSIONS, submission, {"phase": "Pending", "message": waiting})
@@ -301,8 +261,6 @@ async def reconcile_submission(ctl: Controller, namespace: str, name: str) -> st
         finished = await _advance(ctl, submission, spec, playground, pg)
         ctl.track((namespace, name), not finished)
     if finished:
-        from podium_operator.playgrounds import refresh_leaderboard
-
         await refresh_leaderboard(ctl, namespace, spec.playground)
         return "finished"
     return "progressing"

@@ -2,7 +2,7 @@
 
 kmock routes HTTP requests, parses them into Kubernetes verbs and keeps objects with their
 history; this subclass replaces its simplistic object handling with what an operator relies
-on (see :mod:`emulator_store`): resourceVersions and optimistic concurrency, generations,
+on (see :mod:`.store`): resourceVersions and optimistic concurrency, generations,
 the status subresource, finalizers, owner-reference garbage collection, namespaces,
 resumable watches, selectors, CRDs with schemas, discovery and server-side printing.
 
@@ -26,15 +26,9 @@ import kmock
 import yaml
 from kmock._internal import parsing
 
-from podium_operator.local import emulator_access as access
-from podium_operator.local import emulator_discovery as discovery
-from podium_operator.local import emulator_errors as errors
-from podium_operator.local import emulator_objects as objects
-from podium_operator.local import emulator_openapi as openapi
-from podium_operator.local import emulator_selectors as selectors
-from podium_operator.local import emulator_tables as tables
-from podium_operator.local.emulator_crds import load_crd_documents
-from podium_operator.local.emulator_store import CRDS, Change, DeleteOptions, Matcher, Store, api_version
+from podium_operator.local.apiserver import access, discovery, errors, objects, openapi, selectors, tables
+from podium_operator.local.apiserver.crds import load_crd_documents
+from podium_operator.local.apiserver.store import CRDS, Change, DeleteOptions, Matcher, Store, api_version
 
 _JSON = {"Content-Type": "application/json"}
 

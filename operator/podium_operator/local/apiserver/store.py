@@ -18,11 +18,8 @@ from typing import Any
 
 import kmock
 
-from podium_operator.local import emulator_cel as cel
-from podium_operator.local import emulator_errors as errors
-from podium_operator.local import emulator_objects as objects
-from podium_operator.local import emulator_schema as schema
-from podium_operator.local.emulator_crds import CustomResource, custom_resources, established_status
+from podium_operator.local.apiserver import cel, errors, objects, schema
+from podium_operator.local.apiserver.crds import CustomResource, custom_resources, established_status
 
 Key = tuple[kmock.resource, str | None, str]  # resource, namespace (None if cluster-scoped), name
 Matcher = Callable[[Mapping[str, Any]], bool]

@@ -1,13 +1,13 @@
 """Enter a container's sandbox, then exec the container's command. Standard library only.
 
-Run as ``python -I -S sandbox_exec.py SPEC -- COMMAND...`` (by path, not as a module, so that
+Run as ``python -I -S enter.py SPEC -- COMMAND...`` (by path, not as a module, so that
 nothing from the pod's environment is imported while still root), or with ``--probe`` to print
-which restrictions this machine allows (see :func:`.sandbox.sandbox_support`).
+which restrictions this machine allows (see :func:`.confiner.sandbox_support`).
 
 A separate process rather than a ``preexec_fn``: ``unshare(CLONE_NEWNS)`` refuses a
 multi-threaded process, and mounting from a forked copy of the runner would not be safe.
 
-SPEC is JSON with these keys (see :mod:`.sandbox_view` for how the view is planned)::
+SPEC is JSON with these keys (see :mod:`.view` for how the view is planned)::
 
     network            bool: a fresh network namespace (only a down loopback)
     isolate            bool: private mount, PID and IPC namespaces, with the view below
@@ -204,7 +204,7 @@ def main(argv: list[str]) -> int:
         print(json.dumps(probe()))
         return 0
     if len(argv) < 3 or argv[1] != "--":
-        print("usage: sandbox_exec.py SPEC -- COMMAND... | --probe", file=sys.stderr)
+        print("usage: enter.py SPEC -- COMMAND... | --probe", file=sys.stderr)
         return 2
     spec, command = json.loads(argv[0]), argv[2:]
     try:

@@ -10,7 +10,7 @@ Usage::
         api.write_kubeconfig(tmp_path / "kubeconfig")
         ...
 
-Or from a shell: ``python -m podium_operator.local.apiserver --crds crds/ --kubeconfig kc.yaml``.
+Or from a shell: ``python -m podium_operator.local.apiserver.server --crds crds/ --kubeconfig kc.yaml``.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 import aiohttp.web
 import yaml
 
+from podium_operator.local.apiserver.emulator import PodiumEmulator
 from podium_operator.local.background import BackgroundService
-from podium_operator.local.emulator import PodiumEmulator
 
 KUBECONFIG_NAME = "podium-local"
 T = TypeVar("T")

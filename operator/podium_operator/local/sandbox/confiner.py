@@ -1,6 +1,6 @@
 """Local mode's sandbox: enforce on each container what a cluster would, as far as the OS allows.
 
-What a pod spec asks for (:mod:`.sandbox_policy`) and how it is enforced:
+What a pod spec asks for (:mod:`podium_operator.local.podspec.security`) and how it is enforced:
 
 =================  ================================================  ==================
 restriction        enforcement                                        needs
@@ -11,7 +11,7 @@ restriction        enforcement                                        needs
                    hiding the workdir, ``/tmp``, ``/dev/shm`` (and
                    unreachable dirs on the way to the runtime),
                    with only the container's own directories put
-                   back (:mod:`.sandbox_view`); a fresh ``/proc``
+                   back (:mod:`.view`); a fresh ``/proc``
                    showing only the container's processes
 ``readonly_root``  ``readOnlyRootFilesystem``: every mount but the    ``mounts``
                    container's writable volumes read-only
@@ -23,8 +23,8 @@ Always, without privileges: no service-account token exists in local mode, whate
 ``automountServiceAccountToken`` says (nothing is mounted at
 ``/var/run/secrets/kubernetes.io/serviceaccount``); the environment is the container's own
 plus the runner's small base (credentials such as ``AWS_*`` never pass, see
-:class:`~.jobrunner.JobRunner`); ``allowPrivilegeEscalation: false`` sets ``no_new_privs``;
-directories get owners and modes that keep pods apart (:mod:`.sandbox_fs`).
+:class:`~podium_operator.local.jobrunner.runner.JobRunner`); ``allowPrivilegeEscalation: false`` sets ``no_new_privs``;
+directories get owners and modes that keep pods apart (:mod:`.fs`).
 
 :func:`sandbox_support` says which restrictions this machine allows. A container asking for
 one that it does not still runs, and the runner log says what was not enforced (once per
@@ -47,15 +47,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from podium_operator.local.jobrunner_plan import ContainerPlan, PodPlan
-from podium_operator.local.sandbox_fs import prepare_pod
-from podium_operator.local.sandbox_policy import Security
-from podium_operator.local.sandbox_view import blocked_ancestor, plan_view
+from podium_operator.local.podspec.plan import ContainerPlan, PodPlan
+from podium_operator.local.podspec.security import Security
+from podium_operator.local.sandbox.fs import prepare_pod
+from podium_operator.local.sandbox.view import blocked_ancestor, plan_view
 
 log = logging.getLogger(__name__)
 
 RESTRICTIONS = ("user", "network", "mounts", "readonly_root")
-EXEC_SCRIPT = Path(__file__).with_name("sandbox_exec.py")
+EXEC_SCRIPT = Path(__file__).with_name("enter.py")
 _STRANGER = -1  # a user owning nothing, in no group: what "other users" may do
 
 
@@ -99,7 +99,7 @@ class Confiner:
                 log.warning("Local sandbox: %s is not enforced on this machine: %s", restriction, reason)
 
     def prepare(self, plan: PodPlan) -> None:
-        """Create the pod's directories (owners and modes included); see :mod:`.sandbox_fs`."""
+        """Create the pod's directories (owners and modes included); see :mod:`.fs`."""
         for warning in plan.warnings:
             log.warning("Pod %s/%s: %s", plan.namespace, plan.name, warning)
         prepare_pod(plan, self.workdir, chown=self.support["user"] is None)
@@ -116,7 +116,7 @@ class Confiner:
         return (sys.executable, "-I", "-S", str(EXEC_SCRIPT), json.dumps(spec), "--", *c.argv), Path("/")
 
     def sandbox_spec(self, c: ContainerPlan, pod: PodPlan) -> dict[str, Any] | None:
-        """What :func:`.sandbox_exec.enter` sets up for ``c``; None when it needs no sandbox."""
+        """What :func:`.enter.enter` sets up for ``c``; None when it needs no sandbox."""
         s = c.security
         wanted = requested(s, os.geteuid(), os.getegid())
         enforced = [r for r in wanted if self.support[r] is None]

@@ -1,0 +1,41 @@
+"""Shared state of the running operator: the Kubernetes client, the config, per-object locks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any, cast
+
+import kopf
+
+from podium_operator import k8s, metrics
+from podium_operator.settings import OperatorConfig
+
+
+class Controller:
+    """What every flow shares: ``kube`` (all Kubernetes I/O), ``config``, and the locks that serialise writes."""
+
+    def __init__(self, kube: k8s.KubeClient, config: OperatorConfig) -> None:
+        self.kube = kube
+        self.config = config
+        # One operator replica (Recreate): in-process locks serialise versioning and leaderboards.
+        self.playground_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.leaderboard_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.leaderboard_refresh_queued: set[tuple[str, str]] = set()
+        self.submission_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.policies_ensured: set[str] = set()
+        self.in_flight: set[tuple[str, str]] = set()
+        # Submissions whose version this process has written to their status (no need to re-check).
+        self.recorded_versions: set[tuple[str, str]] = set()
+
+    def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        """A Kubernetes Event on the object (kopf queues and posts it)."""
+        kopf.event(kopf.Body(cast(kopf.RawBody, obj)), type=type_, reason=reason, message=message[:1024])
+
+    def track(self, key: tuple[str, str], active: bool) -> None:
+        (self.in_flight.add if active else self.in_flight.discard)(key)
+        metrics.QUEUE_DEPTH.set(len(self.in_flight))
+
+    async def patch_status(self, resource: k8s.Resource, obj: dict[str, Any], status: dict[str, Any]) -> dict:
+        meta = obj["metadata"]
+        return await self.kube.patch(resource, meta["namespace"], meta["name"], {"status": status}, subresource="status")

@@ -1,0 +1,1 @@
+"""I/O sequences per resource (playground, submission, leaderboard): read, decide with reconcile/, write."""

@@ -1,0 +1,1 @@
+"""Pure reading of a pod spec (containers, volumes, env, security) shared by the job runner and the sandbox."""

@@ -1,0 +1,1 @@
+"""The local sandbox: namespaces, a private filesystem view and a dropped user per container."""

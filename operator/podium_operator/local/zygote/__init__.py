@@ -1,0 +1,1 @@
+"""The warm interpreter: forks Podium's trusted job steps from a process that has imported them already."""
