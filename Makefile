@@ -6,11 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.podium-installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv demo test lint crds e2e bench clean system-deps constraints
+.PHONY: help venv demo test test-fast lint crds e2e bench clean system-deps constraints
 
 help:
 	@echo "make demo   - start a local cluster, run the demo, shut it down"
-	@echo "make test   - run the whole test suite (no cluster, Docker or network needed)"
+	@echo "make test   - lint (ruff, mypy, import-linter), then the whole test suite (no cluster, Docker or network)"
+	@echo "make test-fast - the fast inner loop: pytest -m 'not slow' (no lint, no real-operator flows)"
 	@echo "make lint   - ruff, mypy and import-linter contracts"
 	@echo "make crds   - regenerate crds/ and the chart's copy from the API models"
 	@echo "make e2e    - tests against the cluster of the current kubeconfig (skipped when none)"
@@ -40,13 +41,17 @@ system-deps:
 demo: venv
 	$(BIN)/python examples/demo.py
 
-test: venv
+# Lint first: CI runs only `make test`, so a broken type or a broken import contract fails CI too.
+test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-fast: venv
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
 
 lint: venv
 	$(BIN)/ruff check sdk operator tests benchmarks examples e2e
 	$(BIN)/mypy sdk/podium operator/podium_operator
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-cache
 
 crds: $(STAMP)
 	$(BIN)/python -m podium.api.crdgen crds charts/podium/crds

@@ -46,12 +46,14 @@ def score_job_alone(predictions_uri: str, labels_uri: str, scratch: Path) -> flo
     """Wall time of one score Job's command run directly (imports, downloads, scoring, uploads)."""
     import subprocess
 
-    command = [sys.executable, "-m", "podium.evaluation.scorejob", "--predictions", predictions_uri,
-               "--labels", labels_uri, "--task", "classification",
-               "--class-labels-json", '["setosa", "versicolor", "virginica"]',
-               "--results", "s3://podium/bench/alone/result.json",
-               "--private", "s3://podium/podium-private/bench/alone.json",
-               "--termination-log", str(scratch / "termination-log")]
+    from podium.evaluation.wire import ScoreArgs
+
+    args = ScoreArgs(predictions=predictions_uri, labels=labels_uri, task="classification",
+                     class_labels=["setosa", "versicolor", "virginica"],
+                     results="s3://podium/bench/alone/result.json",
+                     private="s3://podium/podium-private/bench/alone.json",
+                     termination_log=scratch / "termination-log")
+    command = [sys.executable, "-m", "podium.evaluation.score", *args.to_argv()]
     started = time.monotonic()
     subprocess.run(command, check=True, capture_output=True)
     return time.monotonic() - started

@@ -1,1 +1,1 @@
-"""Podium: the Kubernetes operator (kopf handlers, builders, local cluster)."""
+"""Podium's operator: kopf handlers, flows per resource, pure reconcile logic, and local mode."""

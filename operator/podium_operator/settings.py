@@ -8,9 +8,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from podium.api import GROUP
 from podium.storage import CREDENTIALS_SECRET
 
-PREFIX = "podium.dev"
+PREFIX = GROUP  # our annotations, finalizer and webhook configuration are named under the API group
 FINALIZER = f"{PREFIX}/finalizer"
 SUBMITTER_ANNOTATION = f"{PREFIX}/submitter"
 

@@ -22,11 +22,10 @@ import numpy as np
 import pandas as pd
 
 from podium import storage
-from podium.api import API_VERSION, PlaygroundSpec, SubmissionSpec
+from podium.api import API_VERSION, GROUP, PLAYGROUND, SUBMISSION, VERSION, PlaygroundSpec, SubmissionSpec
+from podium.api.meta import condition_is_true
+from podium.api.submission import TERMINAL_PHASES
 from podium.data import write_table
-
-GROUP, VERSION = API_VERSION.split("/")
-TERMINAL = ("Evaluated", "Failed", "Rejected")
 
 
 def _custom_objects(kubeconfig: str | None = None) -> Any:
@@ -68,25 +67,24 @@ class ModelPlayground:
         if class_labels is not None:
             body["classLabels"] = class_labels
         PlaygroundSpec.model_validate(body)  # fail here, with field names, rather than in the operator
-        playground.api.create_namespaced_custom_object(GROUP, VERSION, namespace, "playgrounds", {
-            "apiVersion": API_VERSION, "kind": "Playground", "metadata": {"name": name}, "spec": body})
+        playground.api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLAYGROUND.plural, {
+            "apiVersion": API_VERSION, "kind": PLAYGROUND.kind, "metadata": {"name": name}, "spec": body})
         return playground
 
     def get(self) -> dict[str, Any]:
-        obj: dict[str, Any] = self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, "playgrounds",
+        obj: dict[str, Any] = self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLAYGROUND.plural,
                                                                     self.name)
         return obj
 
     def wait_ready(self, timeout: float = 60.0) -> dict[str, Any]:
         def ready() -> dict[str, Any] | None:
             obj = self.get()
-            conditions = (obj.get("status") or {}).get("conditions", [])
-            return obj if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions) else None
+            return obj if condition_is_true(obj) else None
 
         return _poll(ready, timeout, f"playground {self.name} to become Ready")
 
     def close_competition(self) -> None:
-        self.api.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, "playgrounds", self.name,
+        self.api.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLAYGROUND.plural, self.name,
                                                 {"spec": {"competition": {"closed": True}}})
 
     # --- submissions -------------------------------------------------------------------------------
@@ -139,15 +137,15 @@ class ModelPlayground:
             spec["metadata"] = metadata
         SubmissionSpec.model_validate(spec)
         created: dict[str, Any] = self.api.create_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, "submissions",
-            {"apiVersion": API_VERSION, "kind": "Submission", "metadata": {"name": name}, "spec": spec})
+            GROUP, VERSION, self.namespace, SUBMISSION.plural,
+            {"apiVersion": API_VERSION, "kind": SUBMISSION.kind, "metadata": {"name": name}, "spec": spec})
         return created
 
     def _submission_uri(self, name: str, extension: str) -> str:
         return f"s3://{self.bucket}/submissions/{self.namespace}/{self.name}/{name}.{extension}"
 
     def submission(self, name: str) -> dict[str, Any]:
-        obj: dict[str, Any] = self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, "submissions",
+        obj: dict[str, Any] = self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, SUBMISSION.plural,
                                                                     name)
         return obj
 
@@ -165,14 +163,14 @@ class ModelPlayground:
 
         def take(item: dict[str, Any]) -> None:
             name = item.get("metadata", {}).get("name")
-            if name in wanted and (item.get("status") or {}).get("phase") in TERMINAL:
+            if name in wanted and (item.get("status") or {}).get("phase") in TERMINAL_PHASES:
                 found.setdefault(name, item)
 
         def done() -> bool:
             return len(found) == len(wanted)
 
         while not done():
-            listed = self.api.list_namespaced_custom_object(GROUP, VERSION, self.namespace, "submissions")
+            listed = self.api.list_namespaced_custom_object(GROUP, VERSION, self.namespace, SUBMISSION.plural)
             for item in listed["items"]:
                 take(item)
             try:
@@ -197,7 +195,7 @@ class ModelPlayground:
             if remaining <= 0:
                 raise TimeoutError
             response = self.api.list_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, "submissions", watch=True, resource_version=version,
+                GROUP, VERSION, self.namespace, SUBMISSION.plural, watch=True, resource_version=version,
                 allow_watch_bookmarks=True, timeout_seconds=max(1, min(int(remaining) + 1, 60)),
                 _preload_content=False)
             try:

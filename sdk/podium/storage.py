@@ -11,13 +11,13 @@ from __future__ import annotations
 import io
 import os
 import shutil
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from podium.errors import NotFound, StorageError
+from podium.uri import Location, parse
 
 if TYPE_CHECKING:
     from minio import Minio
@@ -26,43 +26,6 @@ if TYPE_CHECKING:
 CREDENTIALS_SECRET = "podium-object-store"
 _HINT_ENV = "set PODIUM_S3_ENDPOINT (or AWS_ENDPOINT_URL), AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
 _MISSING = {"NoSuchKey", "NoSuchBucket", "NoSuchObject", "ResourceNotFound"}
-
-
-@dataclass(frozen=True)
-class Location:
-    """Where a URI points: a local path, or a bucket and key."""
-
-    uri: str
-    path: Path | None = None
-    bucket: str = ""
-    key: str = ""
-
-    @property
-    def is_local(self) -> bool:
-        return self.path is not None
-
-    @property
-    def name(self) -> str:
-        return self.path.name if self.path is not None else self.key.rsplit("/", 1)[-1]
-
-
-def parse(uri: str | Path) -> Location:
-    """Classify ``uri``: a plain path, ``file://`` URI or ``s3://bucket/key``."""
-    text = str(uri)
-    parts = urlsplit(text)
-    if parts.scheme in ("", "file") or len(parts.scheme) == 1:  # one letter: a Windows drive
-        if parts.scheme == "file":
-            if parts.netloc not in ("", "localhost"):
-                raise StorageError(f"file URI {text!r} names host {parts.netloc!r}", field="uri",
-                                   hint="use file:///absolute/path (three slashes) or a plain path")
-            return Location(text, path=Path(unquote(parts.path)))
-        return Location(text, path=Path(text))
-    if parts.scheme == "s3":
-        if not parts.netloc:
-            raise StorageError(f"S3 URI {text!r} has no bucket", field="uri", hint="use s3://bucket/key")
-        return Location(text, bucket=parts.netloc, key=parts.path.lstrip("/"))
-    raise StorageError(f"unsupported URI scheme {parts.scheme!r} in {text!r}", field="uri",
-                       hint="use a local path, file:///path or s3://bucket/key")
 
 
 def download(uri: str | Path, dest: Path) -> Path:
@@ -99,21 +62,32 @@ def upload(path: str | Path, uri: str | Path) -> str:
     return text
 
 
-def read_bytes(uri: str | Path) -> bytes:
+def read_bytes(uri: str | Path, *, limit: int | None = None) -> bytes:
+    """The object's bytes; with ``limit``, a :class:`StorageError` rather than more than ``limit`` bytes in memory."""
     location = _object(uri)
     if location.path is not None:
         _require_local(location)
-        return location.path.read_bytes()
+        if limit is None:
+            return location.path.read_bytes()
+        with location.path.open("rb") as file:
+            return _within(location, file.read(limit + 1), limit)
 
     def get(client: Minio) -> bytes:
         response = client.get_object(location.bucket, location.key)
         try:
-            return response.read()
+            return response.read() if limit is None else _within(location, response.read(limit + 1), limit)
         finally:
             response.close()
             response.release_conn()
 
     return _call(location, get)
+
+
+def _within(location: Location, data: bytes, limit: int) -> bytes:
+    if len(data) > limit:
+        raise StorageError(f"{location.uri} is larger than {limit} bytes", field="uri",
+                           hint="check what wrote it; a file this large is not what was expected here")
+    return data
 
 
 def write_bytes(uri: str | Path, data: bytes) -> str:

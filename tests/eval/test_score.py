@@ -17,6 +17,7 @@ from podium import storage
 from podium.data import write_table
 from podium.errors import InvalidConfig, InvalidHoldout, InvalidPredictions, PodiumError
 from podium.evaluation.score import TERMINATION_LIMIT, ScoreResult, Summary, run_score, write_summary
+from podium.evaluation.wire import PrivateResult, PublicResult
 from podium.predictions import Predictions, save_predictions
 from podium.split import compute_split
 
@@ -208,19 +209,23 @@ def test_cli_with_files(holdout: dict, tmp_path: Path) -> None:
         f"file://{holdout['labels']}",
         "--task",
         "classification",
-        "--labels-list",
-        "eel,dog,cat",
+        "--class-labels",
+        '["eel", "dog", "cat"]',
         "--split",
         str(holdout["split"]),
-        "--out",
-        str(tmp_path / "out"),
+        "--results",
+        str(tmp_path / "out" / "result.json"),
+        "--private",
+        str(tmp_path / "private" / "scores.json"),
         "--termination-log",
         str(tmp_path / "log"),
     )
     assert done.returncode == 0, done.stderr
-    scores = json.loads((tmp_path / "out" / "scores.json").read_text())
-    assert scores["rows"] == {"all": N, "public": 180, "private": 120}
-    assert json.loads((tmp_path / "log").read_text())["public"] == scores["public"]
+    result = PublicResult.model_validate_json((tmp_path / "out" / "result.json").read_text())
+    assert result.rows is not None and result.rows.model_dump() == {"all": N, "public": 180, "private": 120}
+    assert json.loads((tmp_path / "log").read_text())["public"] == result.public
+    private = PrivateResult.model_validate_json((tmp_path / "private" / "scores.json").read_text())
+    assert set(private.private) == set(result.public) and private.all["accuracy"] > 0.5
 
 
 def test_cli_bad_input_exits_non_zero_with_the_message_in_the_log(holdout: dict, tmp_path: Path) -> None:
@@ -231,10 +236,12 @@ def test_cli_bad_input_exits_non_zero_with_the_message_in_the_log(holdout: dict,
         str(tmp_path / "absent.csv"),
         "--task",
         "classification",
-        "--class-labels-json",
+        "--class-labels",
         '["cat", "dog", "eel"]',
-        "--out",
-        str(tmp_path / "out"),
+        "--results",
+        str(tmp_path / "out" / "result.json"),
+        "--private",
+        str(tmp_path / "out" / "scores.json"),
         "--termination-log",
         str(tmp_path / "log"),
     )
@@ -243,6 +250,7 @@ def test_cli_bad_input_exits_non_zero_with_the_message_in_the_log(holdout: dict,
     assert summary["status"] == "failed" and summary["field"] == "labels"
     assert summary["error"].startswith("labels: ") and "absent.csv does not exist" in summary["error"]
     assert "Fix:" in summary["error"] and "Fix:" in done.stderr
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.fixture
@@ -273,19 +281,22 @@ def test_cli_with_s3_uris(holdout: dict, tmp_path: Path, s3_env: dict[str, str])
         uris["labels"],
         "--task",
         "classification",
-        "--labels-list",
-        "cat,dog,eel",
+        "--class-labels",
+        '["cat", "dog", "eel"]',
         "--split",
         uris["split"],
-        "--out",
-        "s3://podium/p1/scores/v1/",
+        "--results",
+        "s3://podium/p1/results/v1.json",
+        "--private",
+        "s3://podium/p1/private/v1.json",
         "--termination-log",
         str(tmp_path / "log"),
         env=s3_env,
     )
     assert done.returncode == 0, done.stderr
-    scores = json.loads(storage.read_bytes("s3://podium/p1/scores/v1/scores.json"))
-    assert scores["rows"]["private"] == 120 and scores["private"]["accuracy"] > 0.5
+    result = PublicResult.model_validate_json(storage.read_bytes("s3://podium/p1/results/v1.json"))
+    private = PrivateResult.model_validate_json(storage.read_bytes("s3://podium/p1/private/v1.json"))
+    assert result.rows is not None and result.rows.private == 120 and private.private["accuracy"] > 0.5
     assert json.loads((tmp_path / "log").read_text())["status"] == "succeeded"
 
     missing = _cli(
@@ -295,10 +306,12 @@ def test_cli_with_s3_uris(holdout: dict, tmp_path: Path, s3_env: dict[str, str])
         uris["labels"],
         "--task",
         "classification",
-        "--labels-list",
-        "cat,dog,eel",
-        "--out",
-        str(tmp_path / "o"),
+        "--class-labels",
+        '["cat", "dog", "eel"]',
+        "--results",
+        str(tmp_path / "o" / "result.json"),
+        "--private",
+        str(tmp_path / "o" / "scores.json"),
         "--termination-log",
         str(tmp_path / "log2"),
         env=s3_env,

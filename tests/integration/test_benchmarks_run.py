@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # flows through the real operator (make test-fast skips them)
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -13,6 +13,8 @@ from podium_operator.local.sandbox.confiner import sandbox_support
 from tests.integration import models
 from tests.integration.holdouts import iris_playground, iris_split, upload_holdout
 
+pytestmark = pytest.mark.slow  # flows through the real operator (make test-fast skips them)
+
 PG = ("podium.dev", "v1alpha1", "default", "playgrounds")
 
 

@@ -11,6 +11,8 @@ from podium import storage
 from tests.helpers import wait_for
 from tests.integration.holdouts import iris_playground, iris_split, upload_holdout
 
+pytestmark = pytest.mark.slow  # flows through the real operator (make test-fast skips them)
+
 PG = ("podium.dev", "v1alpha1", "default", "playgrounds")
 
 

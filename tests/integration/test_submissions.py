@@ -12,6 +12,8 @@ from podium.client import ModelPlayground
 from tests.helpers import free_port, wait_for
 from tests.integration.holdouts import IRIS_CLASSES, iris_playground, iris_split, upload_holdout
 
+pytestmark = pytest.mark.slow  # flows through the real operator (make test-fast skips them)
+
 PG = ("podium.dev", "v1alpha1", "default", "playgrounds")
 
 

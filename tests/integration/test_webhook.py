@@ -22,6 +22,8 @@ from podium_operator.local.cluster import LocalCluster
 from podium_operator.settings import SUBMITTER_ANNOTATION
 from tests.helpers import free_port, wait_for
 
+pytestmark = pytest.mark.slow  # flows through the real operator (make test-fast skips them)
+
 CONFIGURATION = "podium.dev"
 
 

@@ -34,6 +34,7 @@ from podium_operator.local.jobrunner.status import (
     pod_status,
     termination_message,
 )
+from podium_operator.local.podspec.manifests import pod_manifest, referenced_objects, secret_data
 from podium_operator.local.podspec.plan import (
     ContainerPlan,
     PlanError,
@@ -42,9 +43,6 @@ from podium_operator.local.podspec.plan import (
     parse_quantity,
     path_mapper,
     plan_pod,
-    pod_manifest,
-    referenced_objects,
-    secret_data,
 )
 
 PY = sys.executable

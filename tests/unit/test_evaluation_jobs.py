@@ -7,6 +7,7 @@ import json
 import kubernetes_validate
 import pytest
 
+from podium.evaluation.wire import PredictArgs, ScoreArgs, StageArgs
 from podium_operator.reconcile.evaluation_jobs import (
     EvaluationPlan,
     evaluation_job,
@@ -93,7 +94,22 @@ def test_score_command_carries_labels_split_and_private_destination():
     assert arguments["--labels"] == "s3://podium/iris/labels.csv"
     assert arguments["--split"].endswith("split.json")
     assert arguments["--private"].startswith("s3://podium/podium-private/")
-    assert json.loads(arguments["--class-labels-json"]) == ["setosa", "versicolor", "virginica"]
+    assert json.loads(arguments["--class-labels"]) == ["setosa", "versicolor", "virginica"]
+
+
+@pytest.mark.parametrize("p", [plan(), plan(preprocessor_uri="s3://podium/pre.tar.gz"),
+                               plan(model_uri=None, predictions_uri="s3://p/x.npz", split_uri=None)])
+def test_every_command_is_what_its_step_parses(p: EvaluationPlan) -> None:
+    modules = {"stage": ("podium.evaluation.stage", StageArgs), "predict": ("podium.evaluation.predict", PredictArgs),
+               "score": ("podium.evaluation.score", ScoreArgs)}
+    for step in p.steps():
+        (container,) = evaluation_job(p, step)["spec"]["template"]["spec"]["containers"]
+        python, flag, module, *argv = container["command"]
+        assert (python, flag, module) == ("python", "-m", modules[step][0])
+        assert modules[step][1].from_argv(argv).to_argv() == argv
+    score = ScoreArgs.from_argv(evaluation_job(p, "score")["spec"]["template"]["spec"]["containers"][0]["command"][3:])
+    assert (score.metadata is None) == (p.model_uri is None)
+    assert score.predictions == (p.predictions_uri or "/data/out/predictions.npz")
 
 
 def test_children_are_owned_and_deterministically_named():

@@ -8,8 +8,8 @@ from podium_operator.local.zygote.server import TRUSTED_MODULES, trusted_module
 
 
 def test_only_podiums_own_steps_run_warm():
-    assert trusted_module(["python", "-m", "podium.evaluation.scorejob", "--task", "x"], sys.executable) == (
-        "podium.evaluation.scorejob")
+    assert trusted_module(["python", "-m", "podium.evaluation.score", "--task", "x"], sys.executable) == (
+        "podium.evaluation.score")
     assert trusted_module([sys.executable, "-m", "podium.evaluation.stage"], sys.executable) == "podium.evaluation.stage"
     # The submitter's code never shares the warm interpreter's memory, nor does anything else.
     assert trusted_module(["python", "-m", "podium.evaluation.predict"], sys.executable) is None

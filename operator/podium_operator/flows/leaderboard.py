@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from podium.api.meta import utcnow
 from podium.api.playground import PlaygroundSpec
+from podium.evaluation.wire import MAX_RESULT_BYTES, PrivateResult
 from podium_operator import k8s, metrics
 from podium_operator.controller import Controller
 from podium_operator.reconcile.leaderboard import leaderboard_rows
@@ -22,10 +22,10 @@ async def _private_scores(ctl: Controller, namespace: str, playground: str, name
     for name in names:
         uri = ctl.config.private_scores_uri(namespace, playground, name)
         try:
-            data = json.loads(await asyncio.to_thread(storage.read_bytes, uri))
-        except (OSError, ValueError):
+            data = await asyncio.to_thread(storage.read_bytes, uri, limit=MAX_RESULT_BYTES)
+            scores[name] = PrivateResult.from_json(data, source=uri).private
+        except (OSError, ValueError):  # missing, too large or malformed (PodiumError is a ValueError)
             continue
-        scores[name] = {k: float(v) for k, v in (data.get("private") or {}).items() if isinstance(v, int | float)}
     return scores
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
 from podium.api.meta import condition_is_true, format_time, parse_time, utcnow
 from podium.api.playground import PlaygroundSpec
 from podium.api.submission import TERMINAL_PHASES, SubmissionSpec
+from podium.evaluation.wire import MAX_RESULT_BYTES, PublicResult
 from podium_operator import k8s, metrics
 from podium_operator.controller import Controller
 from podium_operator.flows.leaderboard import refresh_leaderboard
@@ -189,10 +189,12 @@ async def _ensure_sandbox_policy(ctl: Controller, namespace: str) -> None:
         ctl.policies_ensured.add(namespace)
 
 
-async def _read_json(uri: str) -> dict[str, Any]:
+async def _read_result(uri: str) -> PublicResult:
+    """The score step's public result file; a PodiumError saying what is wrong when it is missing or bad."""
     from podium import storage
 
-    return json.loads(await asyncio.to_thread(storage.read_bytes, uri))
+    return PublicResult.from_json(
+        await asyncio.to_thread(storage.read_bytes, uri, limit=MAX_RESULT_BYTES), source=uri)
 
 
 async def _advance(ctl: Controller, submission: dict[str, Any], spec: SubmissionSpec, playground: dict[str, Any],
@@ -221,9 +223,9 @@ async def _advance(ctl: Controller, submission: dict[str, Any], spec: Submission
         message = failure_message(action.step, job, pods[-1] if pods else None)
         await _finish(ctl, submission, phase="Failed", reason="EvaluationFailed", message=message)
         return True
-    result = await _read_json(plan.results_uri)
-    public = {k: float(v) for k, v in (result.get("public") or {}).items() if isinstance(v, int | float)}
-    metadata = bounded_metadata(result.get("metadata"))
+    result = await _read_result(plan.results_uri)
+    public = result.public
+    metadata = bounded_metadata(result.metadata)
     score = public.get(pg.primary_metric)
     await _finish(
         ctl, submission, phase="Evaluated", reason="Scored",

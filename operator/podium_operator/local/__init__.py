@@ -1,1 +1,1 @@
-"""Local mode: an in-process Kubernetes API emulator and the helpers around it."""
+"""Local mode: a fake cluster on 127.0.0.1 (API server, object store, job runner) that runs the real operator."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from podium.api.meta import format_time
+
 
 def set_condition(
     conditions: list[dict[str, Any]] | None,
@@ -22,7 +24,7 @@ def set_condition(
     transition = (
         previous["lastTransitionTime"]
         if previous and previous.get("status") == status_text and previous.get("lastTransitionTime")
-        else now.isoformat().replace("+00:00", "Z")
+        else format_time(now)
     )
     condition = {
         "type": type_,

@@ -10,15 +10,29 @@ NetworkPolicy applies to a whole pod and the untrusted step must have no network
    private scores in the object store and a short public summary as its termination message.
 
 A predictions-only submission needs the ``score`` Job alone (it reads the predictions by URI).
+Each container's command is ``python -m MODULE`` plus its :mod:`podium.evaluation.wire` arguments, the
+same models the steps parse them with.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
-from podium.evaluation.stage import STAGED_PREPROCESSOR, staged_features_name
+from podium.evaluation.wire import (
+    DATA,
+    METADATA_PATH,
+    MODEL_DIR,
+    OUT_DIR,
+    PREDICTIONS_PATH,
+    PREPROCESSOR_DIR,
+    PredictArgs,
+    ScoreArgs,
+    StageArgs,
+    StepArgs,
+    staged_features_path,
+)
 from podium_operator.reconcile.names import (
     MANAGED_BY,
     PLAYGROUND_LABEL,
@@ -30,8 +44,12 @@ from podium_operator.reconcile.names import (
 )
 
 Step = Literal["stage", "predict", "score"]
-DATA = "/data"
 NONROOT_UID = 65532
+STEP_MODULES: dict[Step, str] = {
+    "stage": "podium.evaluation.stage",
+    "predict": "podium.evaluation.predict",
+    "score": "podium.evaluation.score",
+}
 
 
 @dataclass(frozen=True)
@@ -115,33 +133,24 @@ def _restricted_security() -> dict[str, Any]:
     }
 
 
-def _step_command(plan: EvaluationPlan, step: Step) -> list[str]:
+def step_args(plan: EvaluationPlan, step: Step) -> StepArgs:
+    """The arguments of ``step``'s container, as the step itself parses them."""
     if step == "stage":
         assert plan.model_uri is not None
-        stage = [
-            "python", "-m", "podium.evaluation.stage",
-            "--artifact", plan.model_uri, "--features", plan.features_uri, "--dest", DATA,
-        ]  # fmt: skip
-        return stage + (["--preprocessor", plan.preprocessor_uri] if plan.preprocessor_uri else [])
+        return StageArgs(artifact=plan.model_uri, features=plan.features_uri, dest=Path(DATA),
+                         preprocessor=plan.preprocessor_uri or None)
     if step == "predict":
-        predict = [
-            "python", "-m", "podium.evaluation.predict",
-            "--artifact", f"{DATA}/model", "--features", f"{DATA}/{staged_features_name(plan.features_uri)}",
-            "--out", f"{DATA}/out",
-        ]  # fmt: skip
-        return predict + (["--preprocessor", f"{DATA}/{STAGED_PREPROCESSOR}"] if plan.preprocessor_uri else [])
-    predictions = plan.predictions_uri or f"{DATA}/out/predictions.npz"
-    command = [
-        "python", "-m", "podium.evaluation.scorejob",
-        "--predictions", predictions, "--labels", plan.labels_uri, "--task", plan.task,
-        "--class-labels-json", json.dumps(list(plan.class_labels)),
-        "--results", plan.results_uri, "--private", plan.private_uri,
-    ]  # fmt: skip
-    if plan.split_uri:
-        command += ["--split", plan.split_uri]
-    if plan.model_uri is not None:
-        command += ["--metadata", f"{DATA}/out/metadata.json"]
-    return command
+        return PredictArgs(artifact=Path(MODEL_DIR), features=Path(staged_features_path(plan.features_uri)),
+                           out=Path(OUT_DIR), preprocessor=Path(PREPROCESSOR_DIR) if plan.preprocessor_uri else None)
+    return ScoreArgs(
+        predictions=plan.predictions_uri or PREDICTIONS_PATH, labels=plan.labels_uri, task=plan.task,  # type: ignore[arg-type]
+        class_labels=list(plan.class_labels), results=plan.results_uri, private=plan.private_uri,
+        split=plan.split_uri or None, metadata=Path(METADATA_PATH) if plan.model_uri is not None else None,
+    )
+
+
+def _step_command(plan: EvaluationPlan, step: Step) -> list[str]:
+    return ["python", "-m", STEP_MODULES[step], *step_args(plan, step).to_argv()]
 
 
 def evaluation_job(plan: EvaluationPlan, step: Step) -> dict[str, Any]:

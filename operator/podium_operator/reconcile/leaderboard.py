@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from podium.api.playground import PlaygroundSpec
+from podium.evaluation.wire import finite_metrics
 
 # Metadata keys worth a leaderboard column; the full metadata stays on the Submission.
 KEY_METADATA = ("model_type", "estimator_type", "n_layers", "n_params", "n_trainable_params", "opset", "model_size_bytes")
-
-
-def _score(metrics: dict[str, Any], metric: str) -> float | None:
-    value = metrics.get(metric)
-    if isinstance(value, int | float) and math.isfinite(value):
-        return float(value)
-    return None
 
 
 def leaderboard_rows(
@@ -40,10 +33,10 @@ def leaderboard_rows(
         if private_scores is not None:
             if item["spec"].get("track") != "competition" or name not in private_scores:
                 continue
-            metrics = private_scores[name]
+            metrics = finite_metrics(private_scores[name])
         else:
-            metrics = status.get("metrics") or {}
-        score = _score(metrics, metric)
+            metrics = finite_metrics(status.get("metrics"))
+        score = metrics.get(metric)
         if score is None:
             continue
         candidates.append((sign * score, status["version"], item, metrics, score))
@@ -60,7 +53,7 @@ def leaderboard_rows(
                 "submitter": status.get("submitter") or "",
                 "track": item["spec"].get("track", "experiment"),
                 "score": score,
-                "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)},
+                "metrics": metrics,
                 "metadata": {k: metadata[k] for k in KEY_METADATA if k in metadata},
                 "framework": status.get("framework") or "",
                 "verified": bool(status.get("verified")),

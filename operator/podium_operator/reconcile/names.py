@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 
+from podium.api.common import GROUP
+
 MANAGED_BY = {"app.kubernetes.io/managed-by": "podium"}
-SUBMISSION_LABEL = "podium.dev/submission"
-PLAYGROUND_LABEL = "podium.dev/playground"
-STEP_LABEL = "podium.dev/step"
-SANDBOX_LABEL = "podium.dev/sandbox"
+SUBMISSION_LABEL = f"{GROUP}/submission"
+PLAYGROUND_LABEL = f"{GROUP}/playground"
+STEP_LABEL = f"{GROUP}/step"
+SANDBOX_LABEL = f"{GROUP}/sandbox"
 
 
 def child_name(parent: str, suffix: str, limit: int = 63) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from podium.api.meta import condition_is_true
 from podium.api.playground import PlaygroundSpec
 from podium_operator.reconcile.conditions import set_condition
 from podium_operator.reconcile.validation import parse_spec
@@ -55,7 +56,7 @@ def reconcile_playground(
     patch: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions}
     if parsed is not None:
         patch["competitionClosed"] = competition_closed(parsed, now)
-    was_ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in (status or {}).get("conditions", []))
+    was_ready = condition_is_true({"status": status})
     events = []
     if ready and not was_ready:
         events.append(("Normal", reason, message))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from podium.api.meta import parse_time
 from podium.api.playground import PlaygroundSpec
 from podium.api.submission import SubmissionSpec
 from podium_operator.reconcile.evaluation_jobs import Step
@@ -130,7 +131,7 @@ def submitted_today(submissions: list[dict[str, Any]], *, submitter: str, playgr
         if status.get("submitter") != submitter or status.get("version") is None:
             continue
         submitted = (status.get("timings") or {}).get("submittedAt")
-        if submitted and datetime.fromisoformat(submitted.replace("Z", "+00:00")).date() == day:
+        if submitted and parse_time(submitted).date() == day:
             count += 1
     return count
 

@@ -1,15 +1,20 @@
 """Validate manifests offline exactly as the API server would: the CRD's OpenAPI schema, then its CEL rules.
 
-Used by ``podium validate`` and by the tests that keep examples/ honest.
+Used by ``podium validate`` and by the tests that keep examples/ honest. The checks are
+:mod:`podium.api.schema` and :mod:`podium.api.cel`, the same ones local mode's API emulator
+runs on every write (prune, apply defaults, validate the schema, then the CEL rules); only
+the wording here is ``podium validate``'s own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
+from podium.api import cel
+from podium.api import schema as structural
 from podium.api.crdgen import crd_manifest
 from podium.api.resources import ALL_KINDS, ResourceKind
+from podium.api.schema import RULE, Violation
 
 
 class ManifestError(ValueError):
@@ -30,60 +35,37 @@ def kind_of(manifest: dict[str, Any]) -> ResourceKind:
     )
 
 
-def _json_path(parts: Any) -> str:
-    path = ""
-    for part in parts:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return path.lstrip(".") or "<root>"
+def _wording(violation: Violation) -> str:
+    """``field: what is wrong``; a rule's message without a leading ``<field name>: ``."""
+    message = violation.message
+    if violation.keyword == RULE:
+        message = message.removeprefix(f"{violation.field.rsplit('.', 1)[-1]}: ")
+    return f"{violation.field}: {message}"
+
+
+def _checked(manifest: dict[str, Any], schema: dict[str, Any]) -> Any:
+    """The manifest as the API server would store it: unknown fields pruned, defaults applied."""
+    pruned, _ = structural.prune(manifest, schema)
+    return structural.apply_defaults(pruned, schema)
 
 
 def schema_problems(manifest: dict[str, Any], schema: dict[str, Any]) -> list[str]:
     """OpenAPI v3.0 is JSON Schema draft 4 plus extensions (which validators ignore)."""
-    import jsonschema
-
-    validator = jsonschema.Draft4Validator(schema, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)
-    return [
-        f"{_json_path(error.absolute_path)}: {error.message}"
-        for error in sorted(validator.iter_errors(manifest), key=lambda e: list(map(str, e.absolute_path)))
-    ]
-
-
-def _rules_with_values(schema: dict[str, Any], value: Any, path: str) -> Iterator[tuple[dict[str, Any], Any, str]]:
-    for rule in schema.get("x-kubernetes-validations", []):
-        yield rule, value, path
-    if isinstance(value, dict):
-        for name, child_schema in schema.get("properties", {}).items():
-            if name in value:
-                yield from _rules_with_values(child_schema, value[name], f"{path}.{name}")
-    elif isinstance(value, list) and "items" in schema:
-        for index, item in enumerate(value):
-            yield from _rules_with_values(schema["items"], item, f"{path}[{index}]")
+    return [_wording(v) for v in structural.check(_checked(manifest, schema), schema)]
 
 
 def cel_problems(manifest: dict[str, Any], schema: dict[str, Any]) -> list[str]:
     """Evaluate every CEL rule on create (transition rules that use oldSelf are skipped, as on create)."""
-    import celpy
-
-    environment = celpy.Environment()
-    problems = []
-    for rule, value, path in _rules_with_values(schema, manifest, ""):
-        if "oldSelf" in rule["rule"]:
-            continue
-        program = environment.program(environment.compile(rule["rule"]))
-        result = program.evaluate({"self": celpy.json_to_cel(value)})
-        if isinstance(result, Exception) or not bool(result):
-            field = path.lstrip(".") + rule.get("fieldPath", "")
-            leaf = field.rsplit(".", 1)[-1]
-            message = rule["message"].removeprefix(f"{leaf}: ")
-            problems.append(f"{field}: {message}")
-    return problems
+    return [_wording(v) for v in cel.check(_checked(manifest, schema), schema)]
 
 
 def manifest_problems(manifest: dict[str, Any]) -> list[str]:
     resource = kind_of(manifest)
     schema = crd_manifest(resource)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    obj = _checked(manifest, schema)
     # CEL only runs on schema-valid objects, as in the API server.
-    return schema_problems(manifest, schema) or cel_problems(manifest, schema)
+    violations = structural.check(obj, schema) or cel.check(obj, schema)
+    return [_wording(violation) for violation in violations]
 
 
 def validate_manifest(manifest: dict[str, Any]) -> ResourceKind:

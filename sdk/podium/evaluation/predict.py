@@ -1,6 +1,9 @@
 """The untrusted predict step: run a submitted model on the holdout features, nothing else.
 
-    python -m podium.evaluation.predict --artifact PATH --features PATH --out DIR
+    python -m podium.evaluation.predict --artifact PATH --features PATH --out DIR [--preprocessor PATH] \\
+        [--batch-rows N] [--termination-log PATH]
+
+(the arguments are :class:`~podium.evaluation.wire.PredictArgs`).
 
 Runs in a sandboxed pod (no credentials, no network, no labels); the trusted stage step has
 already copied the artifact and the features to local paths. Writes ``DIR/predictions.npz``
@@ -10,12 +13,12 @@ does not multiply into large intermediate activations.
 
 On failure the exit code is non-zero and one paragraph (at most 4 KB) naming what is wrong and
 how to fix it goes to stderr and to the termination log (``--termination-log``, else
-``$PODIUM_TERMINATION_LOG``, else ``/dev/termination-log`` when it exists and is writable).
+``$PODIUM_TERMINATION_LOG``, else ``/dev/termination-log``, where writable: see
+:func:`~podium.evaluation.wire.termination_log_path`).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -31,13 +34,16 @@ import numpy as np
 from pydantic import BaseModel
 
 from podium.errors import InvalidConfig, InvalidHoldout, PodiumError
+from podium.evaluation.wire import (
+    DEFAULT_BATCH_ROWS,
+    METADATA_NAME,
+    PREDICTIONS_NAME,
+    PredictArgs,
+    termination_log_path,
+)
 from podium.predictions import Predictions, save_predictions
 
-DEFAULT_BATCH_ROWS = 10_000
-PREDICTIONS_NAME = "predictions.npz"
-METADATA_NAME = "metadata.json"
 MAX_MESSAGE_BYTES = 4096  # Kubernetes truncates termination messages at 4 KB
-KUBERNETES_TERMINATION_LOG = Path("/dev/termination-log")
 
 
 class Timings(BaseModel):
@@ -161,16 +167,6 @@ def _run_metadata(submission: Any, *, rows: int, seconds: float) -> dict[str, An
     return {**(manifest.metadata if manifest is not None else {}), **facts}
 
 
-def termination_log(explicit: Path | None) -> Path | None:
-    if explicit is not None:
-        return explicit
-    configured = os.environ.get("PODIUM_TERMINATION_LOG")
-    if configured:
-        return Path(configured)
-    default = KUBERNETES_TERMINATION_LOG
-    return default if default.is_file() and os.access(default, os.W_OK) else None
-
-
 def failure_message(error: BaseException) -> str:
     """One paragraph, at most MAX_MESSAGE_BYTES of UTF-8."""
     if isinstance(error, PodiumError):
@@ -191,22 +187,9 @@ def failure_message(error: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ banner is noise in pod logs
-    parser = argparse.ArgumentParser(
-        prog="python -m podium.evaluation.predict", description=__doc__.split("\n\n")[0]
+    args = PredictArgs.from_argv(
+        argv, prog="python -m podium.evaluation.predict", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument(
-        "--artifact", required=True, type=Path, help="artifact directory, .tar.gz or model file"
-    )
-    parser.add_argument(
-        "--features", required=True, type=Path, help="holdout features (.csv, .parquet, .npy, .npz)"
-    )
-    parser.add_argument("--out", required=True, type=Path, help="output directory")
-    parser.add_argument(
-        "--preprocessor", type=Path, help="a separately submitted preprocessor directory or archive"
-    )
-    parser.add_argument("--batch-rows", type=int, default=DEFAULT_BATCH_ROWS)
-    parser.add_argument("--termination-log", type=Path)
-    args = parser.parse_args(argv)
     try:
         result = run_predict(
             args.artifact,
@@ -220,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not isinstance(error, PodiumError):  # a bug or an exotic failure: keep the trace in the pod log
             traceback.print_exception(error, file=sys.stderr)
         print(message, file=sys.stderr)
-        log = termination_log(args.termination_log)
+        log = termination_log_path(args.termination_log)
         if log is not None:
             try:
                 log.write_text(message)

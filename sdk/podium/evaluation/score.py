@@ -2,14 +2,17 @@
 
 It runs in a pod that can read the labels, so it never loads a model or unpickles anything: the
 predictions arrive as a pickle-free ``.npz`` from the sandboxed predict step, or straight from a
-participant (predictions-only submissions). It writes ``scores.json`` (all, public and private metrics)
-for the operator to store out of participants' reach, and a short summary with the public metrics only
-to the pod's termination-message path, where the operator picks it up.
+participant (predictions-only submissions). Public metrics (plus the model metadata from the predict
+step) go to ``--results`` (a :class:`~podium.evaluation.wire.PublicResult`), which the operator reads and
+publishes; private metrics go to ``--private`` (a :class:`~podium.evaluation.wire.PrivateResult`), a prefix
+only the operator can read, published only when the competition closes. A short summary with the public
+metrics only goes to the pod's termination-message path.
 
-CLI::
+CLI (the arguments are :class:`~podium.evaluation.wire.ScoreArgs`)::
 
     python -m podium.evaluation.score --predictions URI --labels URI --task classification \\
-        --labels-list cat,dog --split URI --out DIR [--termination-log PATH]
+        --class-labels '["cat", "dog"]' --results URI --private URI [--split URI] [--metadata PATH] \\
+        [--termination-log PATH]
 
 URIs are paths, ``file://`` or ``s3://``. Exit status 0 on success, 1 on bad input (the message, naming
 what is wrong and how to fix it, goes to the termination log too), 2 on bad arguments.
@@ -17,7 +20,6 @@ what is wrong and how to fix it, goes to the termination log too), 2 on bad argu
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -32,9 +34,18 @@ from pydantic import BaseModel
 from podium import storage
 from podium.data import read_labels
 from podium.errors import InvalidConfig, InvalidHoldout, InvalidPredictions, PodiumError, StorageError
+from podium.evaluation.wire import (
+    MAX_RESULT_BYTES,
+    PrivateResult,
+    PublicResult,
+    RowCounts,
+    ScoreArgs,
+    termination_log_path,
+)
 from podium.metrics import Task, encode_classification, metrics_from_codes, regression_metrics
 from podium.predictions import Predictions, load_predictions
 from podium.split import HoldoutSplit
+from podium.uri import parse
 
 SCORES_FILE = "scores.json"
 FORMAT_VERSION = 1
@@ -42,12 +53,6 @@ TERMINATION_LIMIT = 4096  # bytes Kubernetes keeps of a termination message
 
 Metrics = dict[str, float | None]  # None where a metric is undefined (e.g. AUC of a one-class slice)
 Scorer = Callable[[np.ndarray | None], Metrics]  # metrics of the given rows (None: all rows)
-
-
-class RowCounts(BaseModel):
-    all: int
-    public: int
-    private: int
 
 
 class ScoreResult(BaseModel):
@@ -147,7 +152,7 @@ def _classification_scorer(
 ) -> Scorer:
     if class_labels is None:
         raise InvalidConfig("a classification playground needs its class labels", field="class_labels",
-                            hint="pass --labels-list a,b,c or --class-labels-json")
+                            hint="pass --class-labels '[\"a\", \"b\", \"c\"]'")
     encoded = encode_classification(y_true, submitted.labels, labels=class_labels,
                                     proba=submitted.proba, proba_classes=submitted.classes)
 
@@ -196,72 +201,73 @@ def write_summary(path: Path, summary: Summary) -> None:
     path.write_text(text)
 
 
-def _class_labels(args: argparse.Namespace) -> list[Any] | None:
-    if args.class_labels_json is not None:
-        try:
-            values = json.loads(args.class_labels_json)
-        except json.JSONDecodeError as error:
-            raise InvalidConfig(f"--class-labels-json is not JSON ({error})", field="class_labels",
-                                hint='give a JSON list, e.g. ["cat", "dog"] or [0, 1]') from None
-        if not isinstance(values, list):
-            raise InvalidConfig("--class-labels-json must be a JSON list", field="class_labels",
-                                hint='give a JSON list, e.g. ["cat", "dog"] or [0, 1]')
-        return values
-    if args.labels_list is not None:
-        return [value.strip() for value in args.labels_list.split(",")]
-    return None
+MAX_METADATA_BYTES = MAX_RESULT_BYTES // 2  # what the predict step may pass on, so the result file stays readable
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m podium.evaluation.score", description=__doc__.split("\n")[0])
-    parser.add_argument("--predictions", required=True, help="predictions .npz (path, file:// or s3:// URI)")
-    parser.add_argument("--labels", required=True, help="holdout labels (CSV, Parquet, .npy, .npz)")
-    parser.add_argument("--task", required=True, choices=["classification", "regression"])
-    classes = parser.add_mutually_exclusive_group()
-    classes.add_argument("--labels-list", help="comma-separated class labels, e.g. cat,dog")
-    classes.add_argument("--class-labels-json", help='class labels as a JSON list, e.g. [0, 1, 2]')
-    parser.add_argument("--split", help="public/private split JSON; omit to score every row as public")
-    parser.add_argument("--out", required=True, help="directory (or s3:// prefix) for scores.json")
-    parser.add_argument("--termination-log", type=Path, help="where to write the summary, e.g. /dev/termination-log")
-    return parser
+def run_score_job(args: ScoreArgs, *, termination_log: Path | None = None) -> PublicResult:
+    """The step as an evaluation Job runs it: fetch the inputs, score, store both result files."""
+    metadata = _model_metadata(args.metadata)
+    with tempfile.TemporaryDirectory(prefix="podium-score-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        result = run_score(
+            _fetch(args.predictions, scratch, "predictions"),
+            _fetch(args.labels, scratch, "labels"),
+            task=args.task,
+            class_labels=args.class_labels or None,
+            split=_fetch(args.split, scratch, "split") if args.split else None,
+            out_dir=scratch / "out",
+            termination_log=termination_log,
+        )
+    public = PublicResult(public=result.public, rows=result.rows, metadata=metadata)
+    storage.write_bytes(args.results, public.model_dump_json().encode())
+    storage.write_bytes(args.private, PrivateResult(private=result.private, all=result.all).model_dump_json().encode())
+    return public
+
+
+def _fetch(uri: str, scratch: Path, name: str) -> Path:
+    """A local input as it is, an object fetched into ``scratch``; a failure names the argument at fault."""
+    try:
+        location = parse(uri)
+        if location.path is not None:
+            return location.path
+        return storage.download(uri, scratch / f"{name}{Path(location.name).suffix}")
+    except StorageError as error:
+        raise type(error)(error.problem, field=name, hint=error.hint) from None
+
+
+def _model_metadata(path: Path | None) -> dict[str, Any]:
+    """The predict step's metadata.json (written beside the untrusted model: read with care); {} when absent."""
+    if path is None or not path.exists():
+        return {}
+    with path.open("rb") as file:
+        data = file.read(MAX_METADATA_BYTES + 1)
+    if len(data) > MAX_METADATA_BYTES:
+        raise InvalidPredictions(f"{path.name} is larger than {MAX_METADATA_BYTES} bytes", field="metadata",
+                                 hint="keep the model's metadata to a few short values")
+    try:
+        value = json.loads(data)
+    except ValueError as error:
+        raise InvalidPredictions(f"{path.name} is not JSON ({error})", field="metadata",
+                                 hint="let podium.evaluation.predict write it and nothing else") from None
+    return value if isinstance(value, dict) else {}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = ScoreArgs.from_argv(argv, prog="python -m podium.evaluation.score", description=__doc__.split("\n")[0])
+    log = termination_log_path(args.termination_log)
     try:
-        with tempfile.TemporaryDirectory(prefix="podium-score-") as tmp:
-            staged = Path(tmp)
-            out = storage.parse(args.out).path  # None: an object-store prefix, uploaded to below
-            result = run_score(
-                _stage(args.predictions, staged / "predictions" / "predictions.npz", field="predictions"),
-                _stage(args.labels, staged / "labels" / storage.parse(args.labels).name, field="labels"),
-                task=args.task,
-                class_labels=_class_labels(args),
-                split=_stage(args.split, staged / "split" / "split.json", field="split") if args.split else None,
-                out_dir=out or staged / "out",
-                termination_log=args.termination_log,
-            )
-            if out is None:
-                storage.upload(staged / "out" / SCORES_FILE, args.out.rstrip("/") + "/" + SCORES_FILE)
+        public = run_score_job(args, termination_log=log)
     except PodiumError as error:
-        if args.termination_log is not None:
-            write_summary(args.termination_log, failure(error))
+        if log is not None:
+            write_summary(log, failure(error))
         print(f"error: {error}", file=sys.stderr)
         return 1
     except Exception as error:
-        if args.termination_log is not None:
-            write_summary(args.termination_log, failure(error))
+        if log is not None:
+            write_summary(log, failure(error))
         raise
-    print(json.dumps({"rows": result.rows.model_dump(), "public": result.public}))
+    print(json.dumps({"rows": public.rows.model_dump() if public.rows else None, "public": public.public}))
     return 0
-
-
-def _stage(uri: str, dest: Path, *, field: str) -> Path:
-    """Fetch an input, naming the argument it came from when that fails."""
-    try:
-        return storage.download(uri, dest)
-    except StorageError as error:
-        raise type(error)(error.problem, field=field, hint=error.hint) from None
 
 
 if __name__ == "__main__":

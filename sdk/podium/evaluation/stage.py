@@ -3,41 +3,46 @@ the sandboxed predict step will read.
 
     python -m podium.evaluation.stage --artifact URI --features URI --dest /data [--preprocessor URI]
 
+(the arguments are :class:`~podium.evaluation.wire.StageArgs`, the layout is :mod:`podium.evaluation.wire`'s).
+
 Produces ``DEST/model/`` (the unpacked artifact), ``DEST/features<suffix>`` and, for a preprocessor
 submitted apart from the model, ``DEST/preprocessor/``; everything is made world-readable because the
-predict step runs as another, unprivileged user.
+predict step runs as another, unprivileged user. On failure the message goes to stderr and to the
+termination log (:func:`~podium.evaluation.wire.termination_log_path`).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from podium import storage
 from podium.errors import PodiumError
-
-STAGED_PREPROCESSOR = "preprocessor"
-
-
-def staged_features_name(features_uri: str) -> str:
-    return f"features{PurePosixPath(storage.parse(features_uri).name).suffix}"
+from podium.evaluation.wire import (
+    STAGED_MODEL,
+    STAGED_OUT,
+    STAGED_PREPROCESSOR,
+    StageArgs,
+    staged_features_name,
+    termination_log_path,
+)
+from podium.uri import parse
 
 
 def run_stage(*, artifact: str, features: str, dest: Path, preprocessor: str | None = None) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
-    _stage_tree(artifact, dest / "model", field="model.uri")
+    _stage_tree(artifact, dest / STAGED_MODEL, field="model.uri")
     if preprocessor is not None:  # the predict step uses it in place of any bundled in the artifact
         _stage_tree(preprocessor, dest / STAGED_PREPROCESSOR, field="model.preprocessorUri")
     storage.download(features, dest / staged_features_name(features))
-    (dest / "out").mkdir(exist_ok=True)
+    (dest / STAGED_OUT).mkdir(exist_ok=True)
     for root, dirs, files in os.walk(dest):
         for name in dirs:
-            os.chmod(Path(root) / name, 0o777 if name == "out" and Path(root) == dest else 0o755)
+            os.chmod(Path(root) / name, 0o777 if name == STAGED_OUT and Path(root) == dest else 0o755)
         for name in files:
             os.chmod(Path(root) / name, 0o644)
     return dest
@@ -49,7 +54,7 @@ def _stage_tree(uri: str, target: Path, *, field: str) -> None:
 
     if target.exists():
         shutil.rmtree(target)
-    location = storage.parse(uri)
+    location = parse(uri)
     if location.is_local and location.path is not None and location.path.is_dir():
         shutil.copytree(location.path, target)
         return
@@ -68,20 +73,15 @@ def _stage_tree(uri: str, target: Path, *, field: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m podium.evaluation.stage", description=__doc__)
-    parser.add_argument("--artifact", required=True, help="submission artifact: .tar.gz or directory URI")
-    parser.add_argument("--features", required=True, help="holdout features URI")
-    parser.add_argument("--dest", required=True, type=Path)
-    parser.add_argument("--preprocessor", help="a preprocessor submitted apart from the model: .tar.gz or directory URI")
-    args = parser.parse_args(argv)
+    args = StageArgs.from_argv(argv, prog="python -m podium.evaluation.stage", description=__doc__)
     try:
         run_stage(artifact=args.artifact, features=args.features, dest=args.dest, preprocessor=args.preprocessor)
     except PodiumError as error:
         named = (error.field or "").startswith("model.")  # the Submission field at fault is named already
         message = f"{'' if named else 'model.uri: '}could not stage the submission: {error}"
         print(message, file=sys.stderr)
-        termination = Path(os.environ.get("PODIUM_TERMINATION_LOG", "/dev/termination-log"))
-        if os.access(termination.parent, os.W_OK):
+        termination = termination_log_path()
+        if termination is not None:
             termination.write_text(message[:4000])
         return 1
     return 0

@@ -52,7 +52,7 @@ def class_list(classes: Sequence[Any] | np.ndarray) -> np.ndarray:
         raise InvalidConfig(
             f"a classification playground needs at least 2 class labels, got {array.size}",
             field="class_labels",
-            hint="list every class the holdout labels can take, e.g. --labels-list cat,dog",
+            hint="list every class the holdout labels can take, e.g. --class-labels '[\"cat\", \"dog\"]'",
         )
     if array.dtype.kind == "O" or (array.dtype.kind == "f" and not np.isfinite(array).all()):
         raise InvalidConfig("class labels contain missing values", field="class_labels",

@@ -18,7 +18,8 @@ from typing import Any
 
 import kmock
 
-from podium_operator.local.apiserver import cel, errors, objects, schema
+from podium.api import cel, schema
+from podium_operator.local.apiserver import errors, objects
 from podium_operator.local.apiserver.crds import CustomResource, custom_resources, established_status
 
 Key = tuple[kmock.resource, str | None, str]  # resource, namespace (None if cluster-scoped), name

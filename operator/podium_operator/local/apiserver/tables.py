@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from podium.api.meta import parse_time
+
 NAME_COLUMN: Mapping[str, Any] = {
     "name": "Name",
     "type": "string",
@@ -143,7 +145,7 @@ def _cell(obj: Mapping[str, Any], column: Mapping[str, Any], now: datetime.datet
     if not values:
         return None
     if column.get("type") == "date" and isinstance(values[0], str):
-        return human_duration((now - _parse_time(values[0])).total_seconds())
+        return human_duration((now - parse_time(values[0])).total_seconds())
     if len(values) > 1:
         return ",".join(str(value) for value in values)
     return values[0]
@@ -155,7 +157,3 @@ def _row_object(obj: Mapping[str, Any], include_object: str) -> dict[str, Any] |
     if include_object == "Object":
         return dict(obj)
     return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata", {})}
-
-
-def _parse_time(text: str) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 
+from podium.api.meta import parse_time
 from podium_operator.local.cgroups import MemoryTree
 from podium_operator.local.jobrunner.kube import (
     ApiError,
@@ -39,21 +40,18 @@ from podium_operator.local.jobrunner.status import (
     job_is_finished,
     job_status,
     job_verdict,
-    parse_timestamp,
     pod_is_finished,
     set_condition,
 )
-from podium_operator.local.podspec.plan import (
-    PodPlan,
-    PodRefs,
+from podium_operator.local.podspec.manifests import (
     config_map_data,
-    plan_pod,
     pod_manifest,
     pod_template_spec,
     referenced_claims,
     referenced_objects,
     secret_data,
 )
+from podium_operator.local.podspec.plan import PodPlan, PodRefs, plan_pod
 from podium_operator.local.sandbox.confiner import Confiner
 from podium_operator.local.zygote.client import Zygote
 
@@ -112,7 +110,7 @@ class JobController:
             conditions = set_condition(conditions, "Suspended", "False", "JobResumed", "Job resumed", _now())
             start = _now()  # Kubernetes restarts the deadline clock on resume
         else:
-            start = parse_timestamp(status["startTime"]) if status.get("startTime") else _now()
+            start = parse_time(status["startTime"]) if status.get("startTime") else _now()
         succeeded, failed = await self._count_pods(ns, uid)
         deadline = job_deadline(spec, start)
         await self._remove_deleted_claims(ns)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from podium_operator.local.podspec.plan import backoff_limit
+from podium.api.meta import format_time
+from podium_operator.local.podspec.manifests import backoff_limit
 
 MAX_MESSAGE_BYTES = 4096  # the kubelet's cap on a termination message
 FALLBACK_LOG_LINES = 80  # FallbackToLogsOnError: the last 80 lines …
@@ -104,7 +105,7 @@ def _state(state: ContainerState) -> dict[str, Any]:
     if isinstance(state, Waiting):
         return {"waiting": _drop_none({"reason": state.reason, "message": state.message})}
     if isinstance(state, Running):
-        return {"running": {"startedAt": timestamp(state.started_at)}}
+        return {"running": {"startedAt": _timestamp(state.started_at)}}
     return {
         "terminated": _drop_none(
             {
@@ -112,8 +113,8 @@ def _state(state: ContainerState) -> dict[str, Any]:
                 "signal": state.signal,
                 "reason": state.reason,
                 "message": state.message,
-                "startedAt": timestamp(state.started_at) if state.started_at else None,
-                "finishedAt": timestamp(state.finished_at),
+                "startedAt": _timestamp(state.started_at) if state.started_at else None,
+                "finishedAt": _timestamp(state.finished_at),
             }
         )
     }
@@ -156,7 +157,7 @@ def pod_status(
         "message": message,
         "hostIP": "127.0.0.1",
         "podIP": "127.0.0.1",
-        "startTime": timestamp(start_time),
+        "startTime": _timestamp(start_time),
         "conditions": [
             {"type": "PodScheduled", "status": "True"},
             _pod_condition("Initialized", initialized, "ContainersNotInitialized"),
@@ -235,11 +236,11 @@ def job_status(
             result = set_condition(result, kind, "True", verdict.reason, verdict.message, now)
     complete = verdict is not None and verdict.type == "Complete"
     return {
-        "startTime": timestamp(start_time),
+        "startTime": _timestamp(start_time),
         "active": active or None,
         "succeeded": succeeded or None,
         "failed": failed or None,
-        "completionTime": timestamp(now) if complete else None,
+        "completionTime": _timestamp(now) if complete else None,
         "conditions": result or None,
     }
 
@@ -253,8 +254,8 @@ def set_condition(
         "status": status,
         "reason": reason,
         "message": message,
-        "lastProbeTime": timestamp(now),
-        "lastTransitionTime": timestamp(now),
+        "lastProbeTime": _timestamp(now),
+        "lastTransitionTime": _timestamp(now),
     }
     return [dict(c) for c in conditions if c.get("type") != kind] + [new]
 
@@ -262,14 +263,10 @@ def set_condition(
 # --- Helpers ------------------------------------------------------------------------------------
 
 
-def timestamp(moment: datetime) -> str:
-    """RFC 3339 in UTC with second precision, as the API server serialises times."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_timestamp(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
+
+
+def _timestamp(moment: datetime) -> str:
+    return format_time(moment, fraction=False)  # the API server writes whole seconds

@@ -4,7 +4,7 @@ What a container becomes
     ``command`` + ``args`` → argv, with Kubernetes' ``$(VAR)`` expansion (``$$`` escapes).
     A container without ``command`` cannot run: the image entrypoint is unknown locally.
     ``env`` (``value``, ``secretKeyRef``, ``configMapKeyRef``, ``fieldRef``) and ``envFrom``
-    are resolved from objects the caller fetched (see :func:`referenced_objects`) on top of
+    are resolved from objects the caller fetched (see :func:`.manifests.referenced_objects`) on top of
     a small base environment chosen by the caller (the host's environment is not inherited
     wholesale, so that host credentials do not leak into pods).
     ``resources.limits.memory`` → the container's memory limit (a memory cgroup, else
@@ -46,22 +46,19 @@ Pod directory layout (``pod_dir`` = ``<workdir>/<namespace>/<pod>``; claims live
 
 from __future__ import annotations
 
-import base64
-import copy
 import math
 import posixpath
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from podium_operator.local.podspec.manifests import NODE_NAME, pod_labels, pod_template_spec
 from podium_operator.local.podspec.security import Security, container_security, egress, non_root_violation
 
-NODE_NAME = "podium-local"
 POD_IP = "127.0.0.1"
 DEFAULT_TERMINATION_PATH = "/dev/termination-log"
-DEFAULT_BACKOFF_LIMIT = 6
 DEFAULT_GRACE_SECONDS = 30.0
 TERMINATION_LOG_ENV = "PODIUM_TERMINATION_LOG"
 PARTIAL_EGRESS = "the egress rules of its NetworkPolicies are not emulated: all egress is allowed"
@@ -146,112 +143,6 @@ class PodRefs:
     config_maps: Mapping[str, Mapping[str, bytes]] = field(default_factory=dict)
     claims: Mapping[str, Path] = field(default_factory=dict)
     network_policies: Sequence[Mapping[str, Any]] = ()
-
-
-# --- Job and Pod manifests ------------------------------------------------------------------
-
-
-def pod_template_spec(job: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(job.get("spec", {}).get("template", {}).get("spec", {}))
-
-
-def backoff_limit(job_spec: Mapping[str, Any]) -> int:
-    limit = job_spec.get("backoffLimit")
-    return DEFAULT_BACKOFF_LIMIT if limit is None else int(limit)
-
-
-def pod_labels(job: Mapping[str, Any]) -> dict[str, str]:
-    """The labels of the Job's pods: the template's plus those the Job controller adds."""
-    meta = job["metadata"]
-    uid = meta.get("uid", "")
-    return {
-        **job.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {}),
-        "job-name": meta["name"],
-        "batch.kubernetes.io/job-name": meta["name"],
-        "controller-uid": uid,
-        "batch.kubernetes.io/controller-uid": uid,
-    }
-
-
-def pod_manifest(job: Mapping[str, Any], pod_name: str) -> dict[str, Any]:
-    """The Pod the Job controller would create for ``job`` (without status)."""
-    meta = job["metadata"]
-    template = job.get("spec", {}).get("template", {})
-    template_meta = template.get("metadata", {})
-    uid = meta.get("uid", "")
-    labels = pod_labels(job)
-    spec = copy.deepcopy(template.get("spec", {}))
-    spec["nodeName"] = NODE_NAME  # "scheduled" onto the local machine
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": pod_name,
-            "namespace": meta.get("namespace", "default"),
-            "labels": labels,
-            "annotations": dict(template_meta.get("annotations", {})),
-            "ownerReferences": [
-                {
-                    "apiVersion": "batch/v1",
-                    "kind": "Job",
-                    "name": meta["name"],
-                    "uid": uid,
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
-        },
-        "spec": spec,
-    }
-
-
-# --- Referenced objects -----------------------------------------------------------------------
-
-
-def referenced_objects(pod_spec: Mapping[str, Any]) -> tuple[set[str], set[str]]:
-    """Names of the Secrets and ConfigMaps the pod's env, envFrom and volumes refer to."""
-    secrets: set[str] = set()
-    config_maps: set[str] = set()
-    for c in _all_containers(pod_spec):
-        for var in c.get("env", []):
-            source = var.get("valueFrom", {})
-            if "secretKeyRef" in source:
-                secrets.add(source["secretKeyRef"]["name"])
-            if "configMapKeyRef" in source:
-                config_maps.add(source["configMapKeyRef"]["name"])
-        for source in c.get("envFrom", []):
-            if "secretRef" in source:
-                secrets.add(source["secretRef"]["name"])
-            if "configMapRef" in source:
-                config_maps.add(source["configMapRef"]["name"])
-    for volume in pod_spec.get("volumes", []):
-        if "secret" in volume:
-            secrets.add(volume["secret"]["secretName"])
-        if "configMap" in volume:
-            config_maps.add(volume["configMap"]["name"])
-    return secrets, config_maps
-
-
-def referenced_claims(pod_spec: Mapping[str, Any]) -> set[str]:
-    """Names of the PersistentVolumeClaims the pod's volumes refer to."""
-    return {
-        v["persistentVolumeClaim"]["claimName"]
-        for v in pod_spec.get("volumes", [])
-        if "persistentVolumeClaim" in v
-    }
-
-
-def secret_data(secret: Mapping[str, Any]) -> dict[str, bytes]:
-    """Decoded ``data`` plus ``stringData`` (which a real API server folds into ``data``)."""
-    data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
-    data.update({k: v.encode() for k, v in (secret.get("stringData") or {}).items()})
-    return data
-
-
-def config_map_data(config_map: Mapping[str, Any]) -> dict[str, bytes]:
-    data = {k: base64.b64decode(v) for k, v in (config_map.get("binaryData") or {}).items()}
-    data.update({k: v.encode() for k, v in (config_map.get("data") or {}).items()})
-    return data
 
 
 # --- The plan ---------------------------------------------------------------------------------
@@ -506,7 +397,3 @@ def parse_quantity(quantity: str) -> int:
     if m is None:
         raise PlanError(f"invalid quantity {quantity!r}")
     return math.ceil(float(m.group(1)) * _SUFFIXES[m.group(2)])
-
-
-def _all_containers(pod_spec: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
-    return (*pod_spec.get("initContainers", []), *pod_spec.get("containers", []))

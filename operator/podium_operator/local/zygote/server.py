@@ -31,7 +31,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-TRUSTED_MODULES = ("podium.evaluation.stage", "podium.evaluation.scorejob")
+TRUSTED_MODULES = ("podium.evaluation.stage", "podium.evaluation.score")
 SETUP_FAILED = 128  # as sandbox.enter: the container could not be set up
 
 

@@ -2,7 +2,13 @@
 
 On every write of a custom resource the server prunes unknown fields, applies ``default``s
 and validates against the CRD version's ``openAPIV3Schema``. CEL rules
-(``x-kubernetes-validations``) and ``format``s are not checked here.
+(``x-kubernetes-validations``) are in :mod:`podium.api.cel`. ``format``s (``date-time``, …)
+are checked too, as the API server does (``rfc3339-validator`` backs ``date-time``).
+
+This is the one implementation behind both ``podium validate`` (:mod:`podium.api.validation`)
+and local mode's API emulator: :func:`check` yields structured :class:`Violation` s, and
+each caller words them (:func:`validate` and :meth:`Violation.api_server_message` as the
+API server does).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
@@ -18,6 +25,33 @@ Schema = Mapping[str, Any]
 
 # Always kept at the top level (and in embedded resources), whatever the schema says.
 _OBJECT_ENVELOPE = ("apiVersion", "kind", "metadata")
+
+REQUIRED = "required"
+RULE = "x-kubernetes-validations"  # the keyword of a failed CEL rule
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One thing wrong with an object, before any caller words it.
+
+    ``field`` is the offending field's path (``spec.items[0].name``; ``<root>`` for the
+    object itself), ``keyword`` the schema keyword that failed (``required``, ``enum``,
+    ``maximum``, …, or :data:`RULE` for a CEL rule), ``message`` what is wrong without the
+    path (JSON Schema's wording, or the rule's message) and ``value`` the offending value.
+    """
+
+    field: str
+    keyword: str
+    message: str
+    value: Any = None
+
+    def api_server_message(self) -> str:
+        """The cause's message as the API server words it (after ``field: ``)."""
+        if self.keyword == REQUIRED:
+            return "Required value"
+        if self.keyword == RULE:
+            return f'Invalid value: "{type_name(self.value)}": {self.message}'
+        return f"Invalid value: {json.dumps(self.value)}: {self.message}"
 
 
 def prune(value: Any, schema: Schema) -> tuple[Any, list[str]]:
@@ -43,14 +77,32 @@ def apply_defaults(value: Any, schema: Schema) -> Any:
     return result
 
 
-def validate(value: Any, schema: Schema) -> list[tuple[str, str]]:
-    """Return ``(field path, message)`` pairs for every violation; empty if valid."""
-    validator = jsonschema.Draft4Validator(_to_json_schema(schema))
-    found: dict[str, str] = {}
+def check(value: Any, schema: Schema) -> list[Violation]:
+    """Every violation of the schema (``format``s included), ordered by field; empty if valid."""
+    format_checker = jsonschema.Draft4Validator.FORMAT_CHECKER
+    validator = jsonschema.Draft4Validator(_to_json_schema(schema), format_checker=format_checker)
+    found: dict[tuple[str, str, str], Violation] = {}  # a missing field may be reported more than once
     for error in validator.iter_errors(value):
-        for path, message in _describe(error):
-            found.setdefault(path, message)
+        for violation in _describe(error):
+            found.setdefault((violation.field, violation.keyword, violation.message), violation)
+    return sorted(found.values(), key=lambda violation: violation.field)
+
+
+def validate(value: Any, schema: Schema) -> list[tuple[str, str]]:
+    """Return ``(field path, message)`` pairs for every violation, worded as the API server does.
+
+    One pair per field (the first violation found), ordered by field; empty if valid.
+    """
+    found: dict[str, str] = {}
+    for violation in check(value, schema):
+        found.setdefault(violation.field, violation.api_server_message())
     return sorted(found.items())
+
+
+def type_name(value: Any) -> str:
+    """The JSON type of a value (``object``, ``array``, ``string``, …)."""
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _prune(value: Any, schema: Schema, path: str, dropped: list[str], root: bool = False) -> Any:
@@ -96,14 +148,14 @@ def _to_json_schema(schema: Any) -> Any:
     return result
 
 
-def _describe(error: jsonschema.ValidationError) -> Iterator[tuple[str, str]]:
+def _describe(error: jsonschema.ValidationError) -> Iterator[Violation]:
     path = _field_path(error.absolute_path)
-    if error.validator == "required":
+    if error.validator == REQUIRED:
         for missing in error.validator_value:
             if isinstance(error.instance, Mapping) and missing not in error.instance:
-                yield _join(path, missing), "Required value"
+                yield Violation(_join(path, missing), REQUIRED, f"{missing!r} is a required property")
     else:
-        yield path or "<root>", f"Invalid value: {json.dumps(error.instance)}: {error.message}"
+        yield Violation(path or "<root>", str(error.validator), error.message, error.instance)
 
 
 def _field_path(parts: Any) -> str:

@@ -4,6 +4,10 @@ Each rule is evaluated with ``self`` bound to the value at its schema node, and 
 transition rules on updates — ``oldSelf`` bound to the previous value; transition rules
 are skipped on create, as the API server does. ``messageExpression`` is not evaluated.
 Rules are only checked when ``cel-python`` is installed; otherwise they are ignored.
+
+The one implementation behind both ``podium validate`` and local mode's API emulator:
+:func:`check` yields structured :class:`~podium.api.schema.Violation` s (keyword
+:data:`~podium.api.schema.RULE`), :func:`violations` words them as the API server does.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator, Mapping
 from typing import Any
+
+from podium.api.schema import RULE, Violation
 
 try:
     import celpy
@@ -20,21 +26,26 @@ except ImportError:  # an optional dependency: without it, CEL rules are not enf
 Schema = Mapping[str, Any]
 
 
-def violations(new: Any, schema: Schema, old: Any = None) -> list[tuple[str, str]]:
-    """``(field path, message)`` for every failed rule, worded as the API server does."""
+def check(new: Any, schema: Schema, old: Any = None) -> list[Violation]:
+    """Every failed rule, in schema walk order; ``message`` is the rule's message."""
     if celpy is None:
         return []
     return list(_walk(new, old, schema, ""))
 
 
-def _walk(new: Any, old: Any, schema: Schema, path: str) -> Iterator[tuple[str, str]]:
+def violations(new: Any, schema: Schema, old: Any = None) -> list[tuple[str, str]]:
+    """``(field path, message)`` for every failed rule, worded as the API server does."""
+    return [(violation.field, violation.api_server_message()) for violation in check(new, schema, old)]
+
+
+def _walk(new: Any, old: Any, schema: Schema, path: str) -> Iterator[Violation]:
     if new is None:
         return
     for rule in schema.get("x-kubernetes-validations", []):
         if not _holds(rule["rule"], new, old):
             field = _join(path, rule.get("fieldPath", "").lstrip("."))
             message = rule.get("message") or f"failed rule: {rule['rule']}"
-            yield field or "<root>", f'Invalid value: "{_type_name(new)}": {message}'
+            yield Violation(field or "<root>", RULE, message, new)
     if isinstance(new, Mapping):
         old_map = old if isinstance(old, Mapping) else {}
         for key, value in new.items():
@@ -67,11 +78,6 @@ def _program(rule: str) -> Any:
 
 def _mapping(value: Any) -> Schema | None:
     return value if isinstance(value, Mapping) else None
-
-
-def _type_name(value: Any) -> str:
-    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number"}
-    return names.get(type(value), type(value).__name__)
 
 
 def _join(path: str, key: str) -> str:
