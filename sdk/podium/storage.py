@@ -1,19 +1,26 @@
-"""Move bytes between local paths, ``file://`` URIs and ``s3://bucket/key`` objects.
+"""Move bytes between local paths, ``file://`` URIs, ``s3://bucket/key`` objects and presigned URLs.
 
 The object store is reached with the MinIO client, configured from the environment the AWS tools use:
 ``PODIUM_S3_ENDPOINT`` or ``AWS_ENDPOINT_URL`` (e.g. ``http://127.0.0.1:9000``; AWS S3 when unset),
 ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` and ``AWS_DEFAULT_REGION``. ``minio`` is imported only
 when an ``s3://`` URI is used, so the predict image needs no object-store client.
+
+:func:`presign` turns an ``s3://`` object into an ``http(s)://`` URL that lets its holder GET or PUT
+exactly that object, for a while, with no credentials; :func:`download`, :func:`read_bytes`,
+:func:`write_bytes`, :func:`upload` and :func:`exists` take such a URL as the URI (plain HTTP, no
+credentials, no redirects, no proxies). Errors never repeat a URL's query: it is a bearer credential.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from podium.errors import NotFound, StorageError
@@ -22,10 +29,12 @@ from podium.uri import Location, parse
 if TYPE_CHECKING:
     from minio import Minio
 
-# The Secret (keys AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) trusted Jobs read credentials from, by default.
-CREDENTIALS_SECRET = "podium-object-store"
 _HINT_ENV = "set PODIUM_S3_ENDPOINT (or AWS_ENDPOINT_URL), AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
 _MISSING = {"NoSuchKey", "NoSuchBucket", "NoSuchObject", "ResourceNotFound"}
+_URL_TIMEOUT_S = 60
+_CHUNK = 1 << 20
+_HINT_URL = ("a presigned URL is good for one object, one method (GET or PUT) and a limited time: "
+             "check it was made for this, or ask for a new one")
 
 
 def download(uri: str | Path, dest: Path) -> Path:
@@ -40,6 +49,15 @@ def download(uri: str | Path, dest: Path) -> Path:
         if location.path.resolve() != dest.resolve():
             shutil.copyfile(location.path, dest)
         return dest
+    if location.url:
+        partial = dest.with_name(f"{dest.name}.part")
+        try:
+            with _open_url(location) as response, partial.open("wb") as file:
+                _stream(location, lambda: shutil.copyfileobj(response, file, _CHUNK))
+            partial.replace(dest)
+        finally:
+            partial.unlink(missing_ok=True)
+        return dest
     _call(location, lambda client: client.fget_object(location.bucket, location.key, str(dest)))
     return dest
 
@@ -50,9 +68,13 @@ def upload(path: str | Path, uri: str | Path) -> str:
     if not path.is_file():
         raise StorageError(f"file {path} does not exist", field="path", hint="upload an existing file")
     text = str(uri)
-    if text.endswith("/"):
+    if text.endswith("/") and not parse(text).url:  # a URL ends in its query, not in a folder
         text += path.name
     location = _object(text)
+    if location.url:
+        with path.open("rb") as file:
+            _put_url(location, file, path.stat().st_size)
+        return text
     if location.path is not None:
         location.path.parent.mkdir(parents=True, exist_ok=True)
         if location.path.resolve() != path.resolve():
@@ -71,6 +93,10 @@ def read_bytes(uri: str | Path, *, limit: int | None = None) -> bytes:
             return location.path.read_bytes()
         with location.path.open("rb") as file:
             return _within(location, file.read(limit + 1), limit)
+    if location.url:
+        with _open_url(location) as response:  # at most limit + 1 bytes read, whatever the object's size
+            data = _stream(location, lambda: response.read() if limit is None else response.read(limit + 1))
+        return data if limit is None else _within(location, data, limit)
 
     def get(client: Minio) -> bytes:
         response = client.get_object(location.bucket, location.key)
@@ -85,7 +111,7 @@ def read_bytes(uri: str | Path, *, limit: int | None = None) -> bytes:
 
 def _within(location: Location, data: bytes, limit: int) -> bytes:
     if len(data) > limit:
-        raise StorageError(f"{location.uri} is larger than {limit} bytes", field="uri",
+        raise StorageError(f"{_shown(location)} is larger than {limit} bytes", field="uri",
                            hint="check what wrote it; a file this large is not what was expected here")
     return data
 
@@ -96,8 +122,27 @@ def write_bytes(uri: str | Path, data: bytes) -> str:
         location.path.parent.mkdir(parents=True, exist_ok=True)
         location.path.write_bytes(data)
         return location.uri
+    if location.url:
+        _put_url(location, io.BytesIO(data), len(data))
+        return location.uri
     _call(location, lambda client: client.put_object(location.bucket, location.key, io.BytesIO(data), len(data)))
     return location.uri
+
+
+def list_uris(prefix: str | Path) -> list[str]:
+    """The URIs of every object (file) below ``prefix``, sorted; empty when there is none."""
+    location = parse(prefix)
+    if location.url:
+        raise StorageError(f"{_shown(location)} is a URL: there is nothing to list below it", field="uri",
+                           hint="list an s3:// prefix")
+    if location.path is not None:
+        root = location.path
+        return sorted(str(path) for path in root.rglob("*") if path.is_file()) if root.is_dir() else []
+
+    def keys(client: Any) -> list[str]:
+        return [item.object_name for item in client.list_objects(location.bucket, prefix=location.key, recursive=True)]
+
+    return sorted(f"s3://{location.bucket}/{key}" for key in _call(location, keys))
 
 
 def exists(uri: str | Path) -> bool:
@@ -105,14 +150,42 @@ def exists(uri: str | Path) -> bool:
     if location.path is not None:
         return location.path.is_file()
     try:
+        if location.url:
+            _open_url(location).close()
+            return True
         _call(location, lambda client: client.stat_object(location.bucket, location.key))
     except NotFound:
         return False
     return True
 
 
+def presign(uri: str | Path, *, method: Literal["GET", "PUT"] = "GET",
+            expires: timedelta = timedelta(minutes=15)) -> str:
+    """A URL that lets whoever holds it ``method`` exactly the ``s3://`` object ``uri`` for ``expires``.
+
+    Signed (SigV4 query auth) with the environment's credentials, which it carries the grant of.
+    """
+    location = _object(uri)
+    if location.bucket == "":
+        raise StorageError(f"only an s3:// object can be presigned, not {_shown(location)}", field="uri",
+                           hint="presign s3://bucket/key")
+    if method not in ("GET", "PUT"):
+        raise StorageError(f"cannot presign method {method!r}", field="method", hint="use GET or PUT")
+    if not timedelta(seconds=1) <= expires <= timedelta(days=7):
+        raise StorageError(f"expiry {expires} is not between a second and 7 days", field="expires",
+                           hint="presign for minutes: as long as the one step that uses the URL may take")
+    if method == "GET":
+        return str(_call(location, lambda client: client.presigned_get_object(location.bucket, location.key,
+                                                                               expires=expires)))
+    return str(_call(location, lambda client: client.presigned_put_object(location.bucket, location.key,
+                                                                           expires=expires)))
+
+
 def _object(uri: str | Path) -> Location:
     location = parse(uri)
+    if location.url and not location.key:
+        raise StorageError(f"URL {_shown(location)} names no object", field="uri",
+                           hint="use a presigned object URL, http(s)://host/bucket/key?X-Amz-...")
     if not location.is_local and not location.key:
         raise StorageError(f"S3 URI {location.uri!r} names a bucket but no object", field="uri",
                            hint="use s3://bucket/path/to/object")
@@ -145,6 +218,68 @@ def _call(location: Location, operation: Any) -> Any:
         endpoint = _settings()[0]
         raise StorageError(f"cannot reach the object store at {endpoint} for {location.uri} ({error})",
                            field="endpoint", hint=_HINT_ENV) from None
+
+
+def _shown(location: Location) -> str:
+    """The URI as errors may show it: a URL without its query (its signature is a bearer credential)."""
+    if not location.url:
+        return location.uri
+    parts = urlsplit(location.uri)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}" + ("?<signature>" if parts.query else "")
+
+
+def _open_url(location: Location, method: str = "GET", body: Any = None, length: int | None = None) -> Any:
+    """The response to ``method`` on the URL, with no credentials; HTTP errors say what to check."""
+    import urllib.error
+    import urllib.request
+
+    headers = {} if body is None else {"Content-Type": "application/octet-stream", "Content-Length": str(length)}
+    request = urllib.request.Request(location.uri, data=body, method=method, headers=headers)
+    try:
+        return _url_opener().open(request, timeout=_URL_TIMEOUT_S)
+    except urllib.error.HTTPError as error:
+        with error:
+            code = re.search(r"<Code>([^<]{1,64})</Code>", error.read(65536).decode(errors="replace"))
+        reason = f"{error.code} {code.group(1) if code else error.reason}"
+        if error.code == 404:
+            raise NotFound(f"{_shown(location)} does not exist ({reason})", field="uri",
+                           hint="check the object was uploaded; " + _HINT_URL) from None
+        if error.code in (401, 403):
+            raise StorageError(f"access to {_shown(location)} denied ({reason})", field="uri", hint=_HINT_URL) from None
+        raise StorageError(f"{method} {_shown(location)} failed ({reason})", field="uri",
+                           hint="check the URL and the object store's logs") from None
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise StorageError(f"cannot reach {urlsplit(location.uri).netloc} for {_shown(location)} "
+                           f"({getattr(error, 'reason', None) or error})",
+                           field="uri", hint="check the URL, and that the object store is reachable from here") from None
+
+
+def _put_url(location: Location, body: Any, length: int) -> None:
+    with _open_url(location, "PUT", body, length) as response:
+        response.read()
+
+
+def _stream(location: Location, transfer: Any) -> Any:
+    """Run ``transfer()`` (reading a response), turning a connection lost midway into a StorageError."""
+    import http.client
+
+    try:
+        return transfer()
+    except (http.client.HTTPException, OSError) as error:
+        raise StorageError(f"reading {_shown(location)} failed midway ({error})", field="uri",
+                           hint="retry; check the object store is up") from None
+
+
+@lru_cache(maxsize=1)
+def _url_opener() -> Any:
+    """urllib without redirects (a URL says exactly where the object is) or proxies (as the MinIO client)."""
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}), NoRedirect())
 
 
 def _settings() -> tuple[str, str | None, str | None, str | None]:

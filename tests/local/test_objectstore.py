@@ -64,3 +64,26 @@ def test_two_stores_get_different_ports(store: ObjectStore, caplog: pytest.LogCa
     assert not [r for r in caplog.records if r.name == "werkzeug"]  # request logging is silenced
     with pytest.raises(RuntimeError, match="not started"):
         _ = other.endpoint
+
+
+def test_grants_register_extra_credentials_with_only_their_prefixes(store: ObjectStore) -> None:
+    import minio
+    from minio.error import S3Error
+
+    from podium_operator.local.objectstore import Grant
+
+    grant = store.add_grant(Grant("dave", "dave-secret", read_prefixes=("s3://podium/uploads/dave/",),
+                                  write_prefixes=("uploads/dave/",)))
+    assert grant.read_prefixes == grant.write_prefixes == ("uploads/dave/",)  # s3:// URIs become keys
+    dave = minio.Minio(store.endpoint.removeprefix("http://"), access_key="dave", secret_key="dave-secret",
+                       region=store.region, secure=False)
+    dave.put_object(store.bucket, "uploads/dave/m.bin", io.BytesIO(b"m"), 1)  # granted while serving
+    with pytest.raises(S3Error):
+        dave.get_object(store.bucket, "models/a.bin")
+    with pytest.raises(ValueError, match="not in this store's bucket"):
+        store.add_grant(Grant("eve", "s", read_prefixes=("s3://elsewhere/x/",)))
+    with pytest.raises(ValueError, match="store's own credential"):
+        store.add_grant(Grant(store.access_key, "other", read_prefixes=("",)))
+    with pytest.raises(S3Error):  # the store's own credential is still the store's
+        minio.Minio(store.endpoint.removeprefix("http://"), access_key=store.access_key, secret_key="other",
+                    region=store.region, secure=False).bucket_exists(store.bucket)
