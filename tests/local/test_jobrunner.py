@@ -34,7 +34,12 @@ from podium_operator.local.jobrunner.status import (
     pod_status,
     termination_message,
 )
-from podium_operator.local.podspec.manifests import pod_manifest, referenced_objects, secret_data
+from podium_operator.local.podspec.manifests import (
+    claim_storage,
+    pod_manifest,
+    referenced_objects,
+    secret_data,
+)
 from podium_operator.local.podspec.plan import (
     ContainerPlan,
     PlanError,
@@ -69,6 +74,11 @@ def job(
 def py(code: str, name: str = "main", **extra: Any) -> dict[str, Any]:
     """A container running Python code."""
     return {"name": name, "image": "python:3.11", "command": [PY, "-c", code], **extra}
+
+
+# For a pod that writes the test's files or whose pid the test signals: root, outside any sandbox
+# (a pod asking for nothing runs as nobody, in a root file system of its own).
+AS_ROOT = {"securityContext": {"runAsUser": 0}}
 
 
 # --- Pure: planning -----------------------------------------------------------------------------
@@ -192,6 +202,21 @@ def test_pod_manifest_labels_and_owner() -> None:
 )  # fmt: skip
 def test_parse_quantity(text: str, value: int) -> None:
     assert parse_quantity(text) == value
+
+
+def test_plan_sizes_volumes_from_size_limits_and_claim_requests(tmp_path: Path) -> None:
+    c = {"name": "m", "command": ["x"], "volumeMounts": [{"name": n, "mountPath": f"/{n}"} for n in ("s", "e", "d")]}
+    volumes = [{"name": "s", "emptyDir": {"sizeLimit": "32Mi"}}, {"name": "e", "emptyDir": {}},
+               {"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]  # fmt: skip
+    claim = {"spec": {"resources": {"requests": {"storage": "2Gi"}}}}
+    refs = PodRefs(claims={"data": tmp_path / "claim"}, claim_sizes={"data": claim_storage(claim) or 0})
+    plan = plan_pod(job("j", c, volumes=volumes), pod_name="p", pod_dir=tmp_path / "p", refs=refs)
+    sizes = {name: (v.size_limit, v.max_files) for name, v in plan.volumes.items()}
+    assert sizes == {"s": (32 * 2**20, 2048), "e": (None, None), "d": (2 * 2**30, 131072)}  # a file per 16 KiB
+    assert claim_storage({"spec": {}}) is None
+    bad = [{"name": "s", "emptyDir": {"sizeLimit": "lots"}}]
+    with pytest.raises(PlanError, match="invalid quantity 'lots'"):
+        plan_pod(job("j", {"name": "m", "command": ["x"]}, volumes=bad), pod_name="p", pod_dir=tmp_path)
 
 
 def test_expand_vars_and_path_mapper() -> None:
@@ -388,7 +413,7 @@ def test_failed_pod_is_retried_up_to_the_backoff_limit(cluster: Cluster, runner:
 def test_retry_can_succeed(cluster: Cluster, runner: JobRunner, tmp_path: Path) -> None:
     marker = tmp_path / "tried"
     code = f"import os, sys; p = {str(marker)!r}; first = not os.path.exists(p); open(p, 'a').close(); sys.exit(first)"
-    cluster.create(job("second-time", py(code), backoffLimit=2))
+    cluster.create(job("second-time", py(code, **AS_ROOT), backoffLimit=2))
     j = cluster.finished("second-time")
     assert condition(j, "Complete")["status"] == "True"
     assert (j["status"]["succeeded"], j["status"]["failed"]) == (1, 1)
@@ -398,7 +423,7 @@ def test_active_deadline_kills_the_pod(cluster: Cluster, runner: JobRunner, tmp_
     pid_file = tmp_path / "pid"
     code = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
     started = time.monotonic()
-    cluster.create(job("slow", py(code), activeDeadlineSeconds=1))
+    cluster.create(job("slow", py(code, **AS_ROOT), activeDeadlineSeconds=1))
     j = cluster.finished("slow")
     assert time.monotonic() - started < 3.5  # the deadline (1 s) plus at most the grace period and polling
     failed = condition(j, "Failed")
@@ -537,7 +562,7 @@ def test_deleting_a_job_kills_its_processes(cluster: Cluster, runner: JobRunner,
     cluster.create(
         job(
             "doomed",
-            py(f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"),
+            py(f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)", **AS_ROOT),
         )
     )
     pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text()))
@@ -557,7 +582,7 @@ def test_a_new_runner_does_not_rerun_finished_jobs(
     api_server: ApiServer, cluster: Cluster, tmp_path: Path
 ) -> None:
     runs = tmp_path / "runs"
-    cluster.create(job("once", py(f"open({str(runs)!r}, 'a').write('run\\n')")))
+    cluster.create(job("once", py(f"open({str(runs)!r}, 'a').write('run\\n')", **AS_ROOT)))
     with JobRunner(api_server.url, tmp_path / "jobs"):
         before = cluster.finished("once")
     with JobRunner(api_server.url, tmp_path / "jobs"):
@@ -572,7 +597,7 @@ def test_a_new_runner_fails_pods_left_running_and_retries(
 ) -> None:
     runs = tmp_path / "runs"
     code = f"import time; n = open({str(runs)!r}, 'a').write('run\\n'); time.sleep(0 if open({str(runs)!r}).read().count('run') > 1 else 60)"
-    cluster.create(job("interrupted", py(code), backoffLimit=1))
+    cluster.create(job("interrupted", py(code, **AS_ROOT), backoffLimit=1))
     with JobRunner(api_server.url, tmp_path / "jobs"):
         wait_for(lambda: runs.exists())
     with JobRunner(api_server.url, tmp_path / "jobs"):
@@ -587,7 +612,7 @@ def test_max_parallel_queues_pods(api_server: ApiServer, cluster: Cluster, tmp_p
     code = f"import time; f = open({str(trace)!r}, 'a'); f.write('start\\n'); f.flush(); time.sleep(0.2); f.write('end\\n')"
     with JobRunner(api_server.url, tmp_path / "jobs", max_parallel=1):
         for name in ("q1", "q2"):
-            cluster.create(job(name, py(code)))
+            cluster.create(job(name, py(code, **AS_ROOT)))
         for name in ("q1", "q2"):
             cluster.finished(name)
     assert trace.read_text().split() == ["start", "end", "start", "end"]
@@ -615,7 +640,7 @@ def test_suspending_a_running_job_kills_and_deletes_its_pod(
         f"import os, time; p = {str(pid_file)!r}; first = not os.path.exists(p);"
         "open(p, 'w').write(str(os.getpid())); time.sleep(60 if first else 0)"
     )
-    cluster.create(job("pausable", py(code)))
+    cluster.create(job("pausable", py(code, **AS_ROOT)))
     pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text()))
     cluster.batch.patch_namespaced_job("pausable", "default", {"spec": {"suspend": True}})
     wait_for(lambda: cluster.pods("pausable") == [] and cluster.job("pausable")["status"].get("conditions"))
@@ -638,7 +663,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def probe_job(name: str, *args: str, env: list[dict[str, str]] | None = None, **extra: Any) -> dict[str, Any]:
     env = [*(env or []), {"name": "PYTHONPATH", "value": str(REPO)}]  # for a new process; warm ones have it
-    container = {"name": "main", "image": "podium", "command": ["python", "-m", PROBE, *args], "env": env, **extra}
+    container = {"name": "main", "image": "podium", "command": ["python", "-m", PROBE, *args], "env": env,
+                 **AS_ROOT, **extra}  # (the test's own module and directories: outside any sandbox)
     return job(name, container, backoffLimit=0)
 
 

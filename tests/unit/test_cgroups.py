@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from podium_operator.local.cgroups import MemoryTree, own_memory_cgroup
+from podium_operator.local.cgroups import CgroupTree, MemoryTree, own_cgroup, own_memory_cgroup
+from podium_operator.local.jobrunner.limits import Limits, user_tasks
 
 V1_CGROUP = """9:name=systemd:/
 4:memory:/process_api/3e54
@@ -38,3 +39,31 @@ def test_no_visible_memory_cgroup():
     outside = "35 31 0:32 /elsewhere /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
     assert own_memory_cgroup(V1_CGROUP, outside) is None
     assert own_memory_cgroup("", "") is None
+
+
+def test_pids_cgroup_v1_and_v2():
+    v1 = V1_CGROUP + "8:pids:/process_api/3e54\n"
+    mounts = V1_MOUNTS + "39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids\n"
+    assert own_cgroup(v1, mounts, "pids") == CgroupTree(Path("/sys/fs/cgroup/pids/process_api/3e54"), 1, "pids")
+    # No v1 pids hierarchy: the unified one (whether it delegates pids is checked when probing).
+    assert own_cgroup(V1_CGROUP, V1_MOUNTS, "pids") == CgroupTree(Path("/sys/fs/cgroup/unified"), 2, "pids")
+    assert CgroupTree(Path("/x"), 2, "pids").name == "cgroup v2 pids"
+
+
+def test_limits_describe_their_mechanism():
+    tree = CgroupTree(Path("/sys/fs/cgroup/pids/podium"), 1, "pids")
+    assert Limits(pids=tree, pids_limit=64).pids_mechanism == "cgroup v1 pids (64 per container)"
+    assert Limits(pids=tree, pids_limit=64).pids_unsupported is None
+    fallback = Limits(pids_limit=64, pids_why="no pids cgroup controller is mounted for this process")
+    assert fallback.pids_mechanism.startswith("RLIMIT_NPROC (64 above") and fallback.pids_mechanism.endswith("mounted for this process")
+    assert fallback.pids_unsupported == fallback.pids_mechanism
+    assert Limits(pids_limit=None).pids_unsupported is None  # nothing asked, nothing missing
+    assert Limits(memory_why="memory cgroups turned off").memory_mechanism.startswith("RLIMIT_AS")
+
+
+def test_user_tasks_counts_threads_of_a_real_user(tmp_path):
+    for pid, uid, threads in (("1", 0, 1), ("20", 1000, 3), ("21", 1000, 1), ("30", 1001, 8)):
+        (tmp_path / pid).mkdir()
+        (tmp_path / pid / "status").write_text(f"Name:\tx\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\nThreads:\t{threads}\n")
+    (tmp_path / "self").mkdir()  # not a process directory
+    assert user_tasks(1000, tmp_path) == 4 and user_tasks(0, tmp_path) == 1 and user_tasks(7, tmp_path) == 0

@@ -1,7 +1,9 @@
 """The Job controller for one Job: create pods one attempt at a time until the Job is over.
 
 Counts are derived from the Job's pods, as Kubernetes' controller does, so that a restarted
-runner resumes where the previous one stopped (see :meth:`JobController.drive`).
+runner resumes where the previous one stopped (see :meth:`JobController.drive`). The sweeps
+free what deleted Pods and PersistentVolumeClaims leave on disk, as a kubelet frees an
+orphaned pod's directories and a provisioner a deleted claim's volume.
 """
 
 from __future__ import annotations
@@ -11,9 +13,7 @@ import contextlib
 import logging
 import os
 import random
-import shutil
-import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,17 +22,17 @@ from typing import Any
 import aiohttp
 
 from podium.api.meta import parse_time
-from podium_operator.local.cgroups import MemoryTree
+from podium_operator.local.cgroups import CgroupTree
 from podium_operator.local.jobrunner.kube import (
     ApiError,
     KubeApi,
-    claims_path,
     core_path,
     job_path,
     network_policies_path,
     pod_path,
     pods_path,
 )
+from podium_operator.local.jobrunner.limits import Limits
 from podium_operator.local.jobrunner.pod import PodRun, Sandbox
 from podium_operator.local.jobrunner.status import (
     Verdict,
@@ -43,7 +43,9 @@ from podium_operator.local.jobrunner.status import (
     pod_is_finished,
     set_condition,
 )
+from podium_operator.local.jobrunner.volumes import VolumeFilesystems
 from podium_operator.local.podspec.manifests import (
+    claim_storage,
     config_map_data,
     pod_manifest,
     pod_template_spec,
@@ -73,7 +75,13 @@ class Settings:
     base_env: Mapping[str, str]
     max_grace: float
     retry_delay: float
-    memory: MemoryTree | None = None  # where containers' memory cgroups go; None: RLIMIT_AS
+    limits: Limits = Limits(pids_limit=None)  # containers' memory and pids limits
+    volumes: VolumeFilesystems | None = None  # sized volumes' file systems, and the sweeps
+
+    @property
+    def memory(self) -> CgroupTree | None:
+        """Where containers' memory cgroups go; None: RLIMIT_AS."""
+        return self.limits.memory
 
 
 def pod_dir(workdir: Path, namespace: str, pod: str) -> Path:
@@ -95,6 +103,8 @@ class JobController:
         self._slots = slots
         self._settings = settings
         self._zygote = zygote
+        self._volumes = settings.volumes or VolumeFilesystems(settings.workdir, "off")
+        self._in_flight: set[Path] = set()  # directories of the pods this runner creates and runs
 
     async def drive(self, job: Mapping[str, Any]) -> bool:
         """Run ``job`` to its end. True when it is over (or gone); False when it is suspended."""
@@ -113,7 +123,6 @@ class JobController:
             start = parse_time(status["startTime"]) if status.get("startTime") else _now()
         succeeded, failed = await self._count_pods(ns, uid)
         deadline = job_deadline(spec, start)
-        await self._remove_deleted_claims(ns)
 
         async def report(active: int, verdict: Verdict | None = None) -> None:
             body = job_status(
@@ -168,6 +177,16 @@ class JobController:
         ns, name, _ = _identity(job)
         pod = await self._create_pod(job)
         pod_name = pod["metadata"]["name"]
+        try:
+            return await self._run_created_pod(job, pod, deadline, report)
+        finally:
+            self._in_flight.discard(pod_dir(self._settings.workdir, ns, pod_name))
+
+    async def _run_created_pod(
+        self, job: Mapping[str, Any], pod: dict[str, Any], deadline: datetime | None, report: Report
+    ) -> bool:
+        ns, name, _ = _identity(job)
+        pod_name = pod["metadata"]["name"]
         await report(1)
 
         async def publish(status: dict[str, Any]) -> None:
@@ -188,8 +207,8 @@ class JobController:
 
         run = PodRun(
             pod["spec"], publish, self._settings.confiner,
-            sandbox=self._settings.sandbox, max_grace=self._settings.max_grace, memory=self._settings.memory,
-            zygote=self._zygote,
+            sandbox=self._settings.sandbox, max_grace=self._settings.max_grace, limits=self._settings.limits,
+            volumes=self._volumes, zygote=self._zygote,
         )  # fmt: skip
         timer = None
         if deadline is not None:
@@ -209,10 +228,13 @@ class JobController:
         ns, name, _ = _identity(job)
         for _attempt in range(5):  # name clashes are unlikely, but a clash is not a failure
             pod_name = f"{name}-{''.join(random.choices(NAME_ALPHABET, k=5))}"
+            directory = pod_dir(self._settings.workdir, ns, pod_name)
+            self._in_flight.add(directory)  # before the Pod exists: a sweep never takes its directory
             try:
                 return await self._api.create(pods_path(ns), pod_manifest(job, pod_name))
-            except ApiError as e:
-                if e.status != 409:
+            except BaseException as e:
+                self._in_flight.discard(directory)
+                if not isinstance(e, ApiError) or e.status != 409:
                     raise
         raise RuntimeError(f"could not find a free pod name for job {ns}/{name}")
 
@@ -233,32 +255,51 @@ class JobController:
             claims={
                 n: claim_dir(workdir, ns, n, c["metadata"]["uid"]) for n, c in claims.items() if c is not None
             },
+            claim_sizes={n: size for n, c in claims.items() if c is not None and (size := claim_storage(c))},
             network_policies=policies,
         )
 
-    async def _remove_deleted_claims(self, ns: str) -> None:
-        """Free the directories of deleted PersistentVolumeClaims, as a cluster frees their volumes."""
-        root = self._settings.workdir / ns / "pvc"
-        if not root.is_dir():
+    # --- Sweeps: what deleted objects leave on disk ------------------------------------------
+
+    async def sweep_pods(self, ns: str) -> None:
+        """Remove the directories (and file systems) of the namespace's pods that are gone from the API."""
+        root = self._settings.workdir / ns
+        if not await asyncio.to_thread(root.is_dir):
             return
-        listed_at = time.time()
-        claims, _ = await self._api.list(claims_path(ns))
-        live = {(c["metadata"]["name"], c["metadata"].get("uid")) for c in claims}
+        pods, _ = await self._api.list(pods_path(ns))  # after any directory it may have to keep was made
+        live = {p["metadata"]["name"] for p in pods}
 
-        def stale(claim: Path, volume: Path) -> bool:
-            # A directory made after the LIST may belong to a claim created meanwhile.
-            with contextlib.suppress(OSError):
-                return (claim.name, volume.name) not in live and volume.stat().st_ctime < listed_at
-            return False  # already gone (another Job's sweep)
+        def sweep() -> None:
+            for entry in list(root.iterdir()):
+                if entry.name != "pvc" and entry.name not in live and entry not in self._in_flight and entry.is_dir():
+                    self._volumes.remove_pod(entry)
 
-        def remove() -> None:
-            for claim in list(root.iterdir()):
+        await asyncio.shield(asyncio.to_thread(sweep))
+
+    async def remove_claim(self, ns: str, name: str, uid: str) -> None:
+        """A claim was deleted: free its directory (once the pods using it are over)."""
+        volume = claim_dir(self._settings.workdir, ns, name, uid)
+        await asyncio.shield(asyncio.to_thread(self._volumes.remove_claim, volume))
+
+    async def sweep_claims(self, namespaces: Iterable[str], live: set[tuple[str, str, str]], listed_at: float) -> None:
+        """Free the directories of claims not in ``live`` (``(namespace, name, uid)``, as listed at ``listed_at``)."""
+        workdir = self._settings.workdir
+
+        def sweep() -> None:
+            for ns in namespaces:
                 with contextlib.suppress(OSError):
-                    for volume in [v for v in claim.iterdir() if stale(claim, v)]:
-                        shutil.rmtree(volume, ignore_errors=True)
-                    claim.rmdir()  # only once empty
+                    for claim in list((workdir / ns / "pvc").iterdir()):
+                        for volume in list(claim.iterdir()):
+                            if (ns, claim.name, volume.name) not in live:
+                                self._volumes.remove_claim(volume, unless_prepared_since=listed_at)
 
-        await asyncio.to_thread(remove)
+        await asyncio.shield(asyncio.to_thread(sweep))
+
+    def namespaces_on_disk(self) -> list[str]:
+        """The namespaces this runner has directories for (blocking, but one directory)."""
+        with contextlib.suppress(OSError):
+            return [e.name for e in self._settings.workdir.iterdir() if e.is_dir() and not e.name.startswith(".")]
+        return []
 
     async def _owned_pods(self, ns: str, uid: str) -> list[dict[str, Any]]:
         pods, _ = await self._api.list(pods_path(ns), label_selector=f"controller-uid={uid}")

@@ -43,8 +43,8 @@ def core_path(namespace: str, plural: str, name: str) -> str:
     return f"/api/v1/namespaces/{namespace}/{plural}/{name}"
 
 
-def claims_path(namespace: str) -> str:
-    return f"/api/v1/namespaces/{namespace}/persistentvolumeclaims"
+def claims_path(namespace: str | None = None) -> str:
+    return f"/api/v1/namespaces/{namespace}/persistentvolumeclaims" if namespace else "/api/v1/persistentvolumeclaims"
 
 
 def network_policies_path(namespace: str) -> str:

@@ -2,16 +2,20 @@
 
 Init containers run one after another, then all main containers at once. Each container is
 a session leader (``setsid``), so that killing it kills everything it spawned, started in its
-sandbox by a :class:`~podium_operator.local.sandbox.confiner.Confiner`. Every state change is reported through ``publish``
-as a complete pod ``status``.
+sandbox by a :class:`~podium_operator.local.sandbox.confiner.Confiner`, with its limits (:mod:`.limits`).
+Every state change is reported through ``publish`` as a complete pod ``status``.
+
+Nothing that grows with a pod runs on the event loop: preparing its volumes (sized file
+systems, :mod:`.volumes`; the ``fsGroup`` walk, linear in their files), its cgroups and reading
+what its containers left all run in threads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
-import resource
 import signal
 import stat
 import subprocess
@@ -19,9 +23,9 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from podium_operator.local.cgroups import ContainerMemory, MemoryTree
+from podium_operator.local.jobrunner.limits import ContainerLimits, Limits
 from podium_operator.local.jobrunner.status import (
     FALLBACK_LOG_BYTES,
     MAX_MESSAGE_BYTES,
@@ -35,8 +39,9 @@ from podium_operator.local.jobrunner.status import (
     terminated_reason,
     termination_message,
 )
+from podium_operator.local.jobrunner.volumes import VolumeFilesystems
 from podium_operator.local.podspec.plan import ContainerPlan, PlanError, PodPlan
-from podium_operator.local.sandbox.confiner import Confiner
+from podium_operator.local.sandbox.confiner import Confiner, SandboxUnavailable
 from podium_operator.local.zygote.client import ForkedContainer, Zygote, ZygoteGone
 from podium_operator.local.zygote.server import trusted_module
 
@@ -44,6 +49,8 @@ Sandbox = Callable[[ContainerPlan], ContainerPlan]
 Process = asyncio.subprocess.Process | ForkedContainer
 Publish = Callable[[dict[str, Any]], Awaitable[None]]
 START_ERROR_CODE = 128  # what the kubelet reports when a container cannot start
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class PodRun:
@@ -57,7 +64,8 @@ class PodRun:
         *,
         sandbox: Sandbox | None = None,
         max_grace: float = 2.0,
-        memory: MemoryTree | None = None,
+        limits: Limits | None = None,
+        volumes: VolumeFilesystems | None = None,
         zygote: Zygote | None = None,
     ) -> None:
         first = "PodInitializing" if pod_spec.get("initContainers") else "ContainerCreating"
@@ -67,7 +75,9 @@ class PodRun:
         self._publish_lock = asyncio.Lock()
         self._sandbox = sandbox
         self._confiner = confiner
-        self._memory = memory  # memory cgroups for limits; None: RLIMIT_AS
+        self._limits = limits or Limits(pids_limit=None)  # (by default: RLIMIT_AS, no pids limit)
+        self._volumes = volumes  # sized volumes' file systems; None: plain directories
+        self._claimed: PodPlan | None = None
         self._zygote = zygote  # a warm interpreter for Podium's own steps; None: always exec
         self._grace = max_grace
         self._max_grace = max_grace
@@ -87,7 +97,10 @@ class PodRun:
                 return False
             self._grace = min(plan.grace_seconds, self._max_grace)
             try:
-                self._confiner.prepare(plan)
+                await _in_thread(self._prepare, plan)
+            except SandboxUnavailable as e:  # a restriction this machine cannot enforce: fail closed
+                await self._fail_to_start(str(e))
+                return False
             except OSError as e:
                 await self._fail_to_start(f"cannot prepare the pod's volumes: {e}")
                 return False
@@ -98,6 +111,15 @@ class PodRun:
         finally:
             self._signal_all(signal.SIGKILL)  # cancelled or not, leave no process behind
             await asyncio.gather(*(p.wait() for p in self._processes))
+            if self._claimed is not None and self._volumes is not None:
+                await _in_thread(self._volumes.release, self._claimed)
+
+    def _prepare(self, plan: PodPlan) -> None:
+        """Mount the pod's sized volumes, then create its directories and apply ``fsGroup`` (blocking)."""
+        if self._volumes is not None:
+            self._claimed = plan  # its claims count as in use from now on, until released
+            self._volumes.mount(plan)
+        self._confiner.prepare(plan)
 
     def kill(self, reason: str, message: str) -> None:
         """Stop the pod: SIGTERM every container, SIGKILL after the grace period."""
@@ -117,58 +139,80 @@ class PodRun:
         if self.killed_for is not None:
             return False  # killed before its turn: it stays Waiting
         c = self._sandbox(plan) if self._sandbox else plan
-        spec = self._confiner.sandbox_spec(c, pod)
-        memory = None
-        if c.memory_limit is not None and self._memory is not None:
-            memory = ContainerMemory(self._memory, f"{pod.namespace}.{pod.name}.{c.name}", c.memory_limit)
+        spec = await asyncio.to_thread(self._confiner.sandbox_spec, c, pod)
+        user = (spec or {}).get("user")
+        uid = int(user[0]) if user else os.geteuid()
+        limits = None
         started = _now()
         try:
-            process = await self._launch(c, pod, spec, memory)
-        except OSError as e:
-            if memory is not None:
-                await asyncio.to_thread(memory.remove)
+            limits = await _in_thread(ContainerLimits, self._limits, f"{pod.namespace}.{pod.name}.{c.name}",
+                                      c.memory_limit, uid)  # fmt: skip
+            process = await self._launch(c, pod, spec, limits)
+        except (OSError, subprocess.SubprocessError) as e:  # (the latter: joining a cgroup failed)
+            if limits is not None:
+                await asyncio.to_thread(limits.remove)
             message = f"failed to start container {c.name!r} ({c.argv[0]}): {e}"
             table[c.name] = _info(table[c.name], Terminated(START_ERROR_CODE, "StartError", _now(), message=message))
             await self._publish()
             return False
         self._processes.add(process)
-        table[c.name] = _info(table[c.name], Running(started))
-        await self._publish()
-        returncode = await process.wait()
+        try:
+            table[c.name] = _info(table[c.name], Running(started))
+            await self._publish()
+            returncode = await process.wait()
+        except asyncio.CancelledError:  # the pod is going: so do the container and its cgroups
+            _signal_group(process.pid, signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(process.wait())
+            await asyncio.shield(asyncio.to_thread(limits.remove))
+            raise
         self._processes.discard(process)
         _signal_group(process.pid, signal.SIGKILL)  # a container ends with its main process
-        if memory is not None:
-            oom = memory.oom_kills() > 0
-            await asyncio.to_thread(memory.remove)
-        else:  # under RLIMIT_AS running out of memory is a failed allocation, reported in the log
-            oom = c.memory_limit is not None and looks_like_oom(_read_tail(c.log_path, FALLBACK_LOG_BYTES))
-        table[c.name] = _info(table[c.name], _terminated(c, returncode, started, self.killed_for, oom))
+        state = await asyncio.to_thread(self._ended, c, limits, returncode, started, self.killed_for)
+        table[c.name] = _info(table[c.name], state)
         await self._publish()
         return returncode == 0
 
+    @staticmethod
+    def _ended(
+        c: ContainerPlan, limits: ContainerLimits, returncode: int, started: datetime, killed_for: str | None
+    ) -> Terminated:
+        """The container's final state; its cgroups removed (blocking)."""
+        if limits.memory is not None:
+            oom = limits.oom_kills() > 0
+        else:  # under RLIMIT_AS running out of memory is a failed allocation, reported in the log
+            oom = c.memory_limit is not None and looks_like_oom(_read_tail(c.log_path, FALLBACK_LOG_BYTES))
+        limits.remove()
+        return _terminated(c, returncode, started, killed_for, oom)
+
     async def _launch(
-        self, c: ContainerPlan, pod: PodPlan, spec: dict[str, Any] | None, memory: ContainerMemory | None
+        self, c: ContainerPlan, pod: PodPlan, spec: dict[str, Any] | None, limits: ContainerLimits
     ) -> Process:
         """Fork ``c`` from the warm interpreter when it runs one of Podium's steps, else start a process."""
         module = trusted_module(c.argv, sys.executable, self._zygote.modules) if self._zygote is not None else None
-        # A forked child cannot take RLIMIT_AS: the warm interpreter already maps more than most limits.
-        if self._zygote is not None and module is not None and (memory is not None or c.memory_limit is None):
+        forkable, cgroup = limits.forkable()
+        if self._zygote is not None and module is not None and forkable:
             with contextlib.suppress(ZygoteGone):  # then start it the ordinary way
-                return await self._zygote.spawn({
+                process = await self._zygote.spawn({
                     "module": module, "args": list(c.argv[3:]), "env": dict(c.env), "cwd": str(c.cwd),
-                    "log": str(c.log_path), "cgroup": str(memory.path) if memory else None, "sandbox": spec,
+                    "log": str(c.log_path), "cgroup": cgroup, "sandbox": spec,
                 })  # fmt: skip
+                try:
+                    await asyncio.to_thread(limits.adopt, process.pid)
+                except OSError as e:  # (ended already, say)
+                    log.warning("Container %s: not moved into its cgroups: %s", c.name, e)
+                return process
         argv, cwd = self._confiner.wrap(c, spec)
-        with open(c.log_path, "ab", opener=_private) as log:  # the child keeps its own descriptor
+        with open(c.log_path, "ab", opener=_private) as log_file:  # the child keeps its own descriptor
             return await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=subprocess.DEVNULL,
-                stdout=log,
+                stdout=log_file,
                 stderr=subprocess.STDOUT,
                 env=dict(c.env),
                 cwd=cwd,
                 start_new_session=True,
-                preexec_fn=memory.join if memory is not None else _memory_limiter(c.memory_limit),
+                preexec_fn=limits.preexec(),
             )
 
     async def _fail_to_start(self, message: str) -> None:
@@ -207,15 +251,15 @@ def _terminated(
     return Terminated(code, reason, _now(), started_at=started, message=message, signal=sig)
 
 
-def _memory_limiter(limit: int | None) -> Callable[[], None] | None:
-    """A ``preexec_fn`` capping the address space (the fallback when no memory cgroup can be made)."""
-    if limit is None:
-        return None
-
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    return apply
+async def _in_thread(function: Callable[..., T], *args: Any) -> T:
+    """``function(*args)`` in a thread, which a cancellation waits for (it would go on running meanwhile)."""
+    future = asyncio.ensure_future(asyncio.to_thread(function, *args))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await future
+        raise
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import base64
 import copy
+import math
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 NODE_NAME = "podium-local"
 DEFAULT_BACKOFF_LIMIT = 6
+
+
+class PlanError(ValueError):
+    """The pod cannot be run locally (its message ends up in the pod status)."""
 
 
 def pod_template_spec(job: Mapping[str, Any]) -> dict[str, Any]:
@@ -116,3 +122,28 @@ def config_map_data(config_map: Mapping[str, Any]) -> dict[str, bytes]:
 
 def _all_containers(pod_spec: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
     return (*pod_spec.get("initContainers", []), *pod_spec.get("containers", []))
+
+
+# --- Quantities -------------------------------------------------------------------------------
+
+_QUANTITY = re.compile(r"^([0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$")
+_SUFFIXES: dict[str | None, float] = {
+    None: 1,
+    "m": 1e-3,
+    **{s: 1000**i for i, s in enumerate("kMGTPE", 1)},
+    **{s + "i": 1024**i for i, s in enumerate("KMGTPE", 1)},
+}
+
+
+def parse_quantity(quantity: str) -> int:
+    """A Kubernetes resource quantity (``512Mi``, ``1G``, ``1e9``) as a whole number, rounded up."""
+    m = _QUANTITY.match(quantity.strip())
+    if m is None:
+        raise PlanError(f"invalid quantity {quantity!r}")
+    return math.ceil(float(m.group(1)) * _SUFFIXES[m.group(2)])
+
+
+def claim_storage(claim: Mapping[str, Any]) -> int | None:
+    """A PersistentVolumeClaim's size: ``spec.resources.requests.storage`` in bytes (None if unset)."""
+    storage = ((claim.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
+    return None if storage is None else parse_quantity(str(storage))

@@ -19,6 +19,9 @@ Volumes
     object, shared by every pod of the namespace using it (the caller resolves claims to
     directories, see :class:`PodRefs`; a missing claim fails the pod as a real one would stay
     Pending). ``readOnly`` on the claim or the mount makes the mount read-only.
+    A claim's ``resources.requests.storage`` and an emptyDir's ``sizeLimit`` are the volume's
+    :attr:`VolumePlan.size_limit`, with room for one file per ``BYTES_PER_INODE`` (a default
+    ext4 volume's): the job runner makes them file systems of that size, where it can.
 
 Path-mapping rule (volumes and the termination log)
     Containers see volume directories at their host paths, not at their mount paths (even
@@ -38,7 +41,7 @@ Path-mapping rule (volumes and the termination log)
 Pod directory layout (``pod_dir`` = ``<workdir>/<namespace>/<pod>``; claims live elsewhere)::
 
     <container>.log            stdout and stderr
-    volumes/<volume>/          emptyDir, secret and configMap volumes
+    volumes/<volume>/          emptyDir, secret and configMap volumes (a sized one: a mount point)
     termination/<container>    the termination-message file
     work/<container>/          the working directory when ``workingDir`` is unset
     tmp/                       TMPDIR
@@ -46,7 +49,6 @@ Pod directory layout (``pod_dir`` = ``<workdir>/<namespace>/<pod>``; claims live
 
 from __future__ import annotations
 
-import math
 import posixpath
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -54,7 +56,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from podium_operator.local.podspec.manifests import NODE_NAME, pod_labels, pod_template_spec
+from podium_operator.local.podspec.manifests import (
+    NODE_NAME,
+    PlanError,
+    parse_quantity,
+    pod_labels,
+    pod_template_spec,
+)
 from podium_operator.local.podspec.security import Security, container_security, egress, non_root_violation
 
 POD_IP = "127.0.0.1"
@@ -62,10 +70,8 @@ DEFAULT_TERMINATION_PATH = "/dev/termination-log"
 DEFAULT_GRACE_SECONDS = 30.0
 TERMINATION_LOG_ENV = "PODIUM_TERMINATION_LOG"
 PARTIAL_EGRESS = "the egress rules of its NetworkPolicies are not emulated: all egress is allowed"
-
-
-class PlanError(ValueError):
-    """The pod cannot be run locally (its message ends up in the pod status)."""
+BYTES_PER_INODE = 16384  # as mkfs.ext4 formats a volume by default
+MIN_FILES = 64
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,12 @@ class VolumePlan:
     path: Path
     files: Mapping[str, bytes] = field(default_factory=dict)
     read_only: bool = False
+    size_limit: int | None = None  # bytes: a claim's storage request, an emptyDir's sizeLimit
+
+    @property
+    def max_files(self) -> int | None:
+        """How many files (and directories) a volume of this size holds."""
+        return None if self.size_limit is None else max(self.size_limit // BYTES_PER_INODE, MIN_FILES)
 
 
 @dataclass(frozen=True)
@@ -136,12 +148,14 @@ class PodRefs:
     """What a pod refers to, fetched by the caller (absent = missing).
 
     Secrets and ConfigMaps as ``{name: {key: bytes}}``; PersistentVolumeClaims as
-    ``{name: host directory}``; the NetworkPolicies of the pod's namespace.
+    ``{name: host directory}`` and ``{name: storage request in bytes}``; the NetworkPolicies
+    of the pod's namespace.
     """
 
     secrets: Mapping[str, Mapping[str, bytes]] = field(default_factory=dict)
     config_maps: Mapping[str, Mapping[str, bytes]] = field(default_factory=dict)
     claims: Mapping[str, Path] = field(default_factory=dict)
+    claim_sizes: Mapping[str, int] = field(default_factory=dict)
     network_policies: Sequence[Mapping[str, Any]] = ()
 
 
@@ -207,7 +221,8 @@ def _plan_volumes(volumes: Sequence[Mapping[str, Any]], root: Path, refs: PodRef
     for volume in volumes:
         name = volume["name"]
         if "emptyDir" in volume:
-            plans[name] = VolumePlan(root / name)
+            limit = (volume["emptyDir"] or {}).get("sizeLimit")
+            plans[name] = VolumePlan(root / name, size_limit=None if limit is None else parse_quantity(str(limit)))
         elif "secret" in volume:
             source = volume["secret"]
             data = _lookup(refs.secrets, "Secret", source["secretName"], source.get("optional", False))
@@ -221,7 +236,8 @@ def _plan_volumes(volumes: Sequence[Mapping[str, Any]], root: Path, refs: PodRef
             claim = source["claimName"]
             if claim not in refs.claims:
                 raise PlanError(f'persistentvolumeclaim "{claim}" not found')
-            plans[name] = VolumePlan(refs.claims[claim], read_only=bool(source.get("readOnly", False)))
+            read_only = bool(source.get("readOnly", False))
+            plans[name] = VolumePlan(refs.claims[claim], read_only=read_only, size_limit=refs.claim_sizes.get(claim))
         else:
             kinds = sorted(set(volume) - {"name"})
             raise PlanError(
@@ -380,20 +396,3 @@ def path_mapper(paths: Mapping[str, Path]) -> Callable[[str], str]:
     keys = sorted(paths, key=len, reverse=True)  # the most specific mount wins
     pattern = re.compile(r"(?<![\w.\-/)}])(" + "|".join(map(re.escape, keys)) + r")(?![\w.\-])")
     return lambda text: pattern.sub(lambda m: str(paths[m.group(1)]), text)
-
-
-_QUANTITY = re.compile(r"^([0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$")
-_SUFFIXES: dict[str | None, float] = {
-    None: 1,
-    "m": 1e-3,
-    **{s: 1000**i for i, s in enumerate("kMGTPE", 1)},
-    **{s + "i": 1024**i for i, s in enumerate("KMGTPE", 1)},
-}
-
-
-def parse_quantity(quantity: str) -> int:
-    """A Kubernetes resource quantity (``512Mi``, ``1G``, ``1e9``) as a whole number, rounded up."""
-    m = _QUANTITY.match(quantity.strip())
-    if m is None:
-        raise PlanError(f"invalid quantity {quantity!r}")
-    return math.ceil(float(m.group(1)) * _SUFFIXES[m.group(2)])

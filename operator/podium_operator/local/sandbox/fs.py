@@ -56,17 +56,27 @@ def prepare_pod(plan: PodPlan, workdir: Path, *, chown: bool) -> None:
             target.write_bytes(content)
     if chown and plan.fs_group is not None:
         for volume in plan.volumes.values():
-            apply_fs_group(volume.path, plan.fs_group, read_only=volume.read_only)
+            apply_fs_group(volume.path, plan.fs_group, read_only=volume.read_only, max_files=volume.max_files)
 
 
-def apply_fs_group(root: Path, gid: int, *, read_only: bool = False) -> None:
+class TooManyFiles(OSError):
+    """A volume holds more entries than its size allows (where no file system of that size caps them)."""
+
+
+def apply_fs_group(root: Path, gid: int, *, read_only: bool = False, max_files: int | None = None) -> None:
     """The kubelet's ``fsGroup`` ownership change, safe against symbolic links planted by pods.
 
     Directories are walked through descriptors (``os.fwalk``) and files opened with
     ``O_NOFOLLOW``, so that a link swapped in by a running pod cannot redirect a change.
+    Linear in the volume's entries: run it off the event loop; past ``max_files`` entries it
+    stops with :class:`TooManyFiles` (a sized volume's file system holds no more anyway).
     """
     mask = 0o440 if read_only else 0o660
+    seen = 0
     for _, _, files, dir_fd in os.fwalk(root, follow_symlinks=False):
+        seen += 1 + len(files)  # this directory (each counts when it is walked) and its other entries
+        if max_files is not None and seen > max_files:
+            raise TooManyFiles(f"{root} holds more than {max_files} files, the most a volume of its size holds")
         _own(dir_fd, gid, mask | 0o110 | stat.S_ISGID)
         for name in files:
             try:
