@@ -28,6 +28,7 @@ def test_local_up_kubectl_and_down(tmp_path: Path):
     try:
         assert up.returncode == 0, up.stderr
         assert f"export KUBECONFIG={state / 'kubeconfig'}" in up.stdout
+        assert "sandbox mode " in up.stdout  # says which restrictions this machine enforces
         kube = {**env, "KUBECONFIG": str(state / "kubeconfig")}
         applied = subprocess.run(["kubectl", "apply", "-f", str(REPO / "examples/playground.yaml")], env=kube,
                                  capture_output=True, text=True, timeout=60)

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,26 @@ import pytest
 from podium_operator.local.apiserver.server import ApiServer
 from podium_operator.local.jobrunner.runner import JobRunner
 from podium_operator.local.podspec.plan import ContainerPlan, Mount, PlanError, PodPlan, PodRefs, plan_pod
-from podium_operator.local.podspec.security import Security, container_security, egress, non_root_violation
-from podium_operator.local.sandbox.confiner import Confiner, requested
+from podium_operator.local.podspec.security import (
+    Security,
+    container_security,
+    egress,
+    non_root_violation,
+    run_as,
+)
+from podium_operator.local.sandbox.confiner import CHECKS, Confiner, SandboxUnavailable, describe, requested
 from podium_operator.local.sandbox.fs import apply_fs_group
-from podium_operator.local.sandbox.view import Bind, Tmpfs, plan_view
+from podium_operator.local.sandbox.view import (
+    Bind,
+    Dir,
+    File,
+    Image,
+    Link,
+    Tmpfs,
+    blocked_ancestor,
+    host_image,
+    plan_view,
+)
 from tests.local.conftest import make_api_client
 from tests.local.test_jobrunner import Cluster, wait_for
 
@@ -142,7 +158,7 @@ def test_container_security_merges_pod_and_container_contexts() -> None:
 @pytest.mark.parametrize(
     ("pod_ctx", "ctx", "runner_uid", "error"),
     [
-        ({"runAsNonRoot": True}, {}, 0, "image will run as root"),
+        ({"runAsNonRoot": True}, {}, 0, None),  # local mode's image user is nobody, even under a root runner
         ({"runAsNonRoot": True}, {}, 1000, None),
         ({"runAsNonRoot": True}, {"runAsUser": 0}, 1000, "breaks non-root policy"),
         ({"runAsNonRoot": True}, {"runAsNonRoot": False}, 0, None),
@@ -199,7 +215,9 @@ def test_egress_follows_network_policies(policies: list[dict[str, Any]], denied:
 
 
 def test_requested_restrictions() -> None:
-    assert requested(Security(), 0, 0) == []
+    assert requested(Security(), 0, 0) == ["user", "mounts"]  # the image user: nobody, confined
+    assert requested(Security(uid=0, gid=0), 0, 0) == []  # root only when asked for
+    assert requested(Security(), 1000, 1000) == []  # a runner that is not root: its own user
     assert requested(Security(uid=NONROOT, gid=NONROOT), 0, 0) == ["user", "mounts"]
     assert requested(Security(uid=0, read_only_root=True, no_network=True), 0, 0) == [
         "network", "mounts", "readonly_root",
@@ -245,9 +263,13 @@ def test_plan_maps_claims_and_reports_missing_ones(tmp_path: Path) -> None:
 
 
 def test_plan_refuses_root_under_run_as_non_root(tmp_path: Path) -> None:
-    spec = pod_job(mounts=[], securityContext={"runAsNonRoot": True})
-    with pytest.raises(PlanError, match="image will run as root"):
+    spec = pod_job(mounts=[], securityContext={"runAsNonRoot": True, "runAsUser": 0})
+    with pytest.raises(PlanError, match="breaks non-root policy"):
         plan_pod(spec, pod_name="p", pod_dir=tmp_path, runner_uid=0)
+    image_user = plan_pod(pod_job(mounts=[], securityContext={"runAsNonRoot": True}), pod_name="p", pod_dir=tmp_path)
+    assert image_user.containers[0].security == Security(non_root=True)
+    assert run_as(image_user.containers[0].security, 0, 0) == (65534, 65534)
+    assert run_as(Security(uid=0), 0, 0) == (0, 0) and run_as(Security(), 1000, 100) == (1000, 100)
 
 
 def fake_stat(modes: dict[str, tuple[int, int, int]]) -> Any:
@@ -260,57 +282,129 @@ def fake_stat(modes: dict[str, tuple[int, int, int]]) -> Any:
     return stat_
 
 
-def test_view_hides_the_workdir_and_puts_back_only_the_container_own_directories() -> None:
-    pod_dir = Path("/tmp/t/jobs/default/p")
+def fake_lstat(kinds: dict[str, int]) -> Any:
+    """An ``lstat`` over an imaginary tree: ``{path: file type}``; others do not exist."""
+
+    def lstat_(path: Path) -> os.stat_result:
+        if str(path) not in kinds:
+            raise FileNotFoundError(path)
+        return os.stat_result((kinds[str(path)] | 0o755, 0, 0, 1, 0, 0, 0, 0, 0, 0))
+
+    return lstat_
+
+
+def test_the_image_is_the_base_os_the_interpreter_and_a_few_host_files() -> None:
+    d, link = stat.S_IFDIR, stat.S_IFLNK
+    tree = {"/usr": d, "/bin": link, "/lib64": link, "/opt/venv": d, "/opt/venv/lib": d, "/root/.pyenv/v": d,
+            "/": d, "/tmp": d, "/usr/lib/python3": d, "/proc/self": d, "/etc/ssl": d,
+            "/etc/ld.so.cache": stat.S_IFREG, "/dev/null": stat.S_IFCHR}  # fmt: skip
+    runtime = ["/opt/venv", "/opt/venv/lib", "/root/.pyenv/v", "/", "/tmp", "/usr/lib/python3", "/proc/self",
+               "/missing", "relative"]  # fmt: skip
+    image = host_image(map(Path, runtime), lstat=fake_lstat(tree), readlink=lambda p: f"usr{p}")
+    stat_ = fake_stat({"/root": (0o700, 0, 0)})
+    assert blocked_ancestor(Path("/root/.pyenv/v"), NONROOT, {NONROOT}, stat_) == Path("/root")  # (without a view)
+    assert image.entries == (
+        Bind(Path("/usr"), Path("/usr"), False), Link(Path("/bin"), "usr/bin"), Link(Path("/lib64"), "usr/lib64"),
+        Bind(Path("/opt/venv"), Path("/opt/venv"), False), Bind(Path("/root/.pyenv/v"), Path("/root/.pyenv/v"), False),
+        Bind(Path("/etc/ld.so.cache"), Path("/etc/ld.so.cache"), False), Bind(Path("/etc/ssl"), Path("/etc/ssl"), False),
+        Bind(Path("/dev/null"), Path("/dev/null"), True),
+    )  # fmt: skip  # never "/", "/tmp" or kernel trees; nothing twice
+
+
+def test_view_holds_the_image_and_only_the_container_own_directories() -> None:
+    workdir, pod_dir = Path("/tmp/t/jobs"), Path("/tmp/t/jobs/default/p")
+    claim_dir, cfg = workdir / "default/pvc/eval/u", pod_dir / "volumes" / "cfg"
     c = ContainerPlan(
-        name="main", image="", argv=("python",), env={}, cwd=pod_dir / "work" / "main",
+        name="main", image="", argv=("python",), env={"HOME": str(pod_dir / "tmp")}, cwd=pod_dir / "work" / "main",
         log_path=pod_dir / "main.log", termination_log=pod_dir / "termination" / "main",
-        mounts=(Mount(Path("/tmp/t/jobs/default/pvc/eval/u"), "/data"), Mount(pod_dir / "volumes" / "cfg", "/cfg", True)),
+        mounts=(Mount(claim_dir, "/data"), Mount(cfg, "/cfg", True)),
         security=Security(uid=NONROOT, gid=NONROOT, read_only_root=True),
     )  # fmt: skip
-    runtime = [
-        Path("/root/.pyenv/versions/3.11"),
-        Path("/usr/bin"),
-        Path("/tmp/t"),
-        Path("/"),
-        Path("/opt/venv"),
-    ]
-    stat_ = fake_stat({"/root": (0o700, 0, 0), "/tmp/t": (0o700, 0, 0)})
-    view = plan_view(c, pod_dir=pod_dir, workdir=Path("/tmp/t/jobs"), runtime=runtime, uid=NONROOT, gids={NONROOT}, stat=stat_)  # fmt: skip
-    assert view.tmpfs == (
-        Tmpfs(Path("/tmp"), 0o1777, False), Tmpfs(Path("/root"), 0o755, False), Tmpfs(Path("/dev/shm"), 0o1777, True),
-    )  # fmt: skip
-    assert set(view.binds) == {
-        Bind(Path("/tmp/t/jobs/default/pvc/eval/u"), Path("/tmp/t/jobs/default/pvc/eval/u"), True),
-        Bind(pod_dir / "volumes" / "cfg", pod_dir / "volumes" / "cfg", False),
-        Bind(pod_dir / "tmp", pod_dir / "tmp", True),
-        Bind(pod_dir / "termination", pod_dir / "termination", True),
-        Bind(pod_dir / "work" / "main", pod_dir / "work" / "main", True),
-        Bind(Path("/root/.pyenv/versions/3.11"), Path("/root/.pyenv/versions/3.11"), False),
-    }  # /usr/bin is visible anyway; /tmp/t and / would expose the workdir; /opt/venv does not exist here
-    assert [len(b.target.parts) for b in view.binds] == sorted(len(b.target.parts) for b in view.binds)
+    image = Image((Link(Path("/bin"), "usr/bin"), Bind(Path("/usr"), Path("/usr"), False),
+                   Bind(Path("/opt/venv"), Path("/opt/venv"), False), Bind(Path("/dev/null"), Path("/dev/null"), True),
+                   Bind(workdir / "x", workdir / "x", False)))  # fmt: skip  # (the last: no image holds pods)
+    view = plan_view(c, pod_dir=pod_dir, workdir=workdir, image=image, user=(NONROOT, NONROOT, (2000,)), hostname="h")
+    assert {(b.source, b.writable, b.below) for b in view.binds} == {
+        (Path("/usr"), False, None), (Path("/opt/venv"), False, None), (Path("/dev/null"), True, None),
+        (claim_dir, True, workdir), (cfg, False, workdir), (pod_dir / "tmp", True, workdir),
+        (pod_dir / "termination", True, workdir), (pod_dir / "work" / "main", True, workdir),
+    }  # fmt: skip
+    assert all(b.source == b.target for b in view.binds)  # at their host paths: path mapping holds
+    tmpfs = {t.path: (t.mode, t.writable) for t in view.entries if isinstance(t, Tmpfs)}
+    assert tmpfs == {Path("/tmp"): (0o1777, False), Path("/dev"): (0o755, False), Path("/dev/shm"): (0o1777, True)}
+    files = {f.path.name: f.text for f in view.entries if isinstance(f, File)}
+    assert files["passwd"].splitlines() == [
+        "root:x:0:0:root:/root:/usr/sbin/nologin", f"podium:x:{NONROOT}:{NONROOT}:podium:{pod_dir}/tmp:/usr/sbin/nologin",
+    ]  # fmt: skip
+    assert files["group"].splitlines() == ["root:x:0:", "podium2000:x:2000:", f"podium:x:{NONROOT}:"]
+    assert "127.0.1.1\th" in files["hosts"] and Dir(Path("/proc")) in view.entries
+    depths = [len(e.target.parts if isinstance(e, Bind) else e.path.parts) for e in view.entries]
+    assert depths == sorted(depths)  # parents before children
+    assert view.read_only_root
+    # The runner's workdir inside the image (a virtual environment holding it, say) is hidden there.
+    inside = Image((Bind(Path("/tmp/t"), Path("/tmp/t"), False),))
+    hidden = plan_view(c, pod_dir=pod_dir, workdir=workdir, image=inside, user=(NONROOT, NONROOT, ()))
+    assert Tmpfs(workdir, 0o755, False) in hidden.entries
+    elsewhere = plan_view(replace(c, cwd=Path("/app")), pod_dir=pod_dir, workdir=workdir, image=image,
+                          user=(NONROOT, NONROOT, ()))  # fmt: skip
+    assert Dir(Path("/app")) in elsewhere.entries  # an empty working directory, not the host's
 
 
 # --- The shell around them ---------------------------------------------------------------------
 
 
-def test_a_restriction_that_cannot_be_enforced_is_logged_and_the_container_still_runs(
+def container(tmp_path: Path, security: Security) -> tuple[ContainerPlan, PodPlan]:
+    c = ContainerPlan(
+        name="main", image="", argv=("python", "-V"), env={}, cwd=tmp_path, log_path=tmp_path / "l",
+        termination_log=tmp_path / "t" / "main", security=security,
+    )  # fmt: skip
+    return c, PodPlan("default", "p", tmp_path, {}, (), (c,))
+
+
+def test_a_restriction_that_cannot_be_enforced_is_logged_and_the_container_refused(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    unsupported = {r: "not on this test's machine" for r in ("user", "network", "mounts", "readonly_root")}
-    with caplog.at_level(logging.WARNING):
+    unsupported = {**{r: "not on this test's machine" for r in CHECKS}, "mode": "none"}
+    with caplog.at_level(logging.INFO):
         confiner = Confiner(tmp_path, unsupported)
-        c = ContainerPlan(
-            name="main", image="", argv=("python", "-V"), env={}, cwd=tmp_path, log_path=tmp_path / "l",
-            termination_log=tmp_path / "t", security=Security(uid=NONROOT, gid=NONROOT, no_network=True),
-        )  # fmt: skip
-        pod = PodPlan("default", "p", tmp_path, {}, (), (c,))
-        assert confiner.command(c, pod) == (("python", "-V"), tmp_path)
+        c, pod = container(tmp_path, Security(uid=NONROOT, gid=NONROOT, no_network=True))
+        with pytest.raises(SandboxUnavailable, match=r"user \(not on.*network \(not on.*mounts \(not on"):
+            confiner.prepare(pod)  # the pod fails before anything of it runs
+        assert "refuse" in (confiner.sandbox_spec(c, pod) or {})
+        with pytest.raises(SandboxUnavailable):
+            confiner.command(c, pod)  # and its containers never start, should they get that far
     messages = [r.getMessage() for r in caplog.records]
-    assert sum("not enforced on this machine" in m for m in messages) == 4
-    assert [m.split(": ")[1] for m in messages if "container main" in m] == [
-        "user not enforced", "network not enforced", "mounts not enforced",
-    ]  # fmt: skip
+    assert sum("cannot be enforced on this machine" in m for m in messages) == 4
+    assert f"Local {describe(confiner.support)}" in messages
+    assert describe(confiner.support).startswith("sandbox mode none (")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the image user is nobody only under a root runner")
+def test_the_image_user_is_best_effort_and_everything_asked_for_fails_closed(tmp_path: Path) -> None:
+    no_user = {**dict.fromkeys(CHECKS, None), "user": "cannot switch", "mounts": "no namespaces", "mode": "root"}
+    confiner = Confiner(tmp_path, no_user)
+    asked_nothing = confiner.decide(Security())
+    assert (asked_nothing.uid, asked_nothing.refused, asked_nothing.enforced) == (0, None, ())
+    assert "runs as the runner's user" in str(asked_nothing.note)
+    assert "runAsNonRoot" in str(confiner.decide(Security(non_root=True)).refused)
+    refused = str(confiner.decide(Security(uid=NONROOT, gid=NONROOT)).refused)
+    assert "user (cannot switch)" in refused and "mounts (no namespaces)" in refused
+    assert confiner.decide(Security(uid=0, gid=0, no_network=True)).enforced == ("network",)
+    everything = Confiner(tmp_path, {**dict.fromkeys(CHECKS, None), "mode": "root"})
+    assert everything.decide(Security()).enforced == ("user", "mounts")  # nobody, confined
+    assert describe(everything.support).endswith("every restriction is enforced")
+
+
+def test_user_namespace_mode_maps_the_container_user_to_the_runner(tmp_path: Path) -> None:
+    confiner = Confiner(tmp_path, {**dict.fromkeys(CHECKS, None), "mode": "userns"})
+    c, pod = container(tmp_path, Security(uid=NONROOT, gid=NONROOT, groups=(2000,), read_only_root=True))
+    spec = confiner.sandbox_spec(c, pod)
+    assert spec is not None and spec["userns"] == [os.geteuid(), os.getegid()]
+    assert spec["isolate"] and spec["read_only_root"] and spec["user"] == [NONROOT, NONROOT, [2000]]
+    kinds = {entry[0] for entry in spec["root"]}
+    assert kinds <= {"bind", "tmpfs", "link", "file", "dir"} and {"bind", "tmpfs", "file"} <= kinds
+    plain, _ = container(tmp_path, Security(uid=os.geteuid(), gid=os.getegid()))
+    assert confiner.sandbox_spec(plain, pod) is None  # the runner's own user, asking for nothing
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's group needs root")
@@ -611,13 +705,14 @@ def test_claim_is_shared_by_sequential_jobs(cluster: Cluster, runner: JobRunner)
     )
     score = "print(open('/data/out/predictions.csv').read())"
     pod_security = {"runAsNonRoot": True, "fsGroup": NONROOT}
-    assert run(cluster, runner, job("stage", stage, volumes=data)) == ""
+    # Each step is another user (the image user, nobody, for stage and score): fsGroup lets them share.
+    assert run(cluster, runner, job("stage", stage, volumes=data, pod_security={"fsGroup": NONROOT})) == ""
     uid = run(cluster, runner, job(
         "predict", predict, labels=SANDBOX_LABEL, pod_security=pod_security, security=restricted(),
         volumes={**data, "/tmp": empty_dir()},
     ))  # fmt: skip
     assert uid == f"{NONROOT if runner.sandbox_support()['user'] is None else os.geteuid()}\n"
-    assert run(cluster, runner, job("score", score, volumes=data)) == "6\n"
+    assert run(cluster, runner, job("score", score, volumes=data, pod_security={"fsGroup": NONROOT})) == "6\n"
 
 
 def test_fs_group_lets_a_non_root_user_write_what_a_root_pod_created(
@@ -634,7 +729,7 @@ def test_fs_group_lets_a_non_root_user_write_what_a_root_pod_created(
         "except PermissionError:\n"
         "    print('denied')\n"
     )
-    assert run(cluster, runner, job("root", root, volumes=data)) == ""
+    assert run(cluster, runner, job("root", root, security={"runAsUser": 0}, volumes=data)) == ""
     security = {"runAsUser": NONROOT, "runAsGroup": NONROOT}
     assert run(cluster, runner, job("no-fs-group", append, security=security, volumes=data)) == "denied\n"
     with_fs_group = job(
@@ -651,12 +746,13 @@ def test_missing_claim_fails_the_pod_clearly(cluster: Cluster, runner: JobRunner
 def test_a_recreated_claim_starts_empty(cluster: Cluster, runner: JobRunner) -> None:
     create_claim(cluster, "eval")
     check = "import os; print(os.path.exists('/data/f')); open('/data/f', 'w').write('x')"
-    assert run(cluster, runner, job("first", check, volumes={"/data": claim("eval")})) == "False\n"
-    assert run(cluster, runner, job("second", check, volumes={"/data": claim("eval")})) == "True\n"
+    shared = {"fsGroup": NONROOT}  # (a claim is the runner's: without it, the image user may not write it)
+    assert run(cluster, runner, job("first", check, pod_security=shared, volumes={"/data": claim("eval")})) == "False\n"
+    assert run(cluster, runner, job("second", check, pod_security=shared, volumes={"/data": claim("eval")})) == "True\n"
     (old_volume,) = (runner.workdir / "default" / "pvc" / "eval").iterdir()
     cluster.core.delete_namespaced_persistent_volume_claim("eval", "default")
     create_claim(cluster, "eval")
-    assert run(cluster, runner, job("third", check, volumes={"/data": claim("eval")})) == "False\n"
+    assert run(cluster, runner, job("third", check, pod_security=shared, volumes={"/data": claim("eval")})) == "False\n"
     # The next Job's start frees the deleted claim's directory, as a cluster frees its volume.
     assert not old_volume.exists() and len(list(old_volume.parent.iterdir())) == 1
 

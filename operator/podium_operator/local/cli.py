@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         state = cluster.up(state_dir)
         print(f"Podium local cluster is up (API {state['api']}, object store {state['objectStore']}).")
+        print(f"  {state['sandbox']}")
         print(f"  export KUBECONFIG={state['kubeconfig']}")
         print("  kubectl apply -f examples/playground.yaml && kubectl get playgrounds")
         print("  podium local down   # when you are done")

@@ -18,11 +18,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-from podium import storage
 from podium.api.crdgen import write_crds
 from podium_operator.local.apiserver.server import ApiServer
 from podium_operator.local.jobrunner.runner import JobRunner
 from podium_operator.local.objectstore import ObjectStore
+from podium_operator.local.sandbox.confiner import describe as describe_sandbox
 
 DEFAULT_HOME = Path(os.environ.get("PODIUM_HOME", Path.home() / ".podium")) / "local"
 
@@ -52,7 +52,6 @@ class LocalCluster:
         self.api.write_kubeconfig(self.kubeconfig)
         self.store = ObjectStore()
         self.store.start()
-        self._create_object_store_secret()
         self.runner = JobRunner(
             self.api.url, self.state_dir / "jobs", base_env=self._job_env(), max_parallel=self.job_parallelism
         )
@@ -60,20 +59,6 @@ class LocalCluster:
         if self.with_operator:
             self.start_operator()
         return self
-
-    def _create_object_store_secret(self, namespace: str = "default") -> None:
-        """The Secret evaluation Jobs read credentials from, as the Helm chart expects in a cluster."""
-        import kubernetes.client
-
-        assert self.api is not None and self.store is not None
-        config = kubernetes.client.Configuration()
-        config.host = self.api.url
-        with kubernetes.client.ApiClient(config) as client:
-            secret = kubernetes.client.V1Secret(
-                metadata=kubernetes.client.V1ObjectMeta(name=storage.CREDENTIALS_SECRET),
-                string_data={key: value for key, value in self.store.env().items() if key.startswith("AWS_")},
-            )
-            kubernetes.client.CoreV1Api(client).create_namespaced_secret(namespace, secret)
 
     def _job_env(self) -> dict[str, str]:
         """What every job process starts from: `python` must be this interpreter (a pod's image has it)."""
@@ -125,12 +110,13 @@ class LocalCluster:
         self.stop()
 
     def describe(self) -> dict[str, str]:
-        assert self.api is not None and self.store is not None
+        assert self.api is not None and self.store is not None and self.runner is not None
         return {
             "api": self.api.url,
             "kubeconfig": str(self.kubeconfig),
             "objectStore": self.store.endpoint,
             "bucket": self.store.bucket,
+            "sandbox": describe_sandbox(self.runner.sandbox_support()),
             "pid": str(os.getpid()),
         }
 

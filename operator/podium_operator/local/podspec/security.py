@@ -7,6 +7,9 @@ The job runner emulates the parts of a pod's security that matter for untrusted 
   ``supplementalGroups`` (added to the process's groups, as the kubelet does). Without
   ``runAsGroup`` the group is the user's number (images usually pair them; the kubelet would
   read the image's ``/etc/passwd``, which local mode does not have).
+- Without ``runAsUser``, a container runs as the user of local mode's "image": ``nobody``
+  (:data:`IMAGE_UID`) when the runner is root, else the runner's own (non-root) user. Only an
+  explicit ``runAsUser: 0`` runs as root. See :func:`run_as`.
 - ``readOnlyRootFilesystem`` and ``allowPrivilegeEscalation: false`` (container level).
 - ``runAsNonRoot``: a container that would run as root does not start, as in a cluster.
 - NetworkPolicies (``networking.k8s.io/v1``): a pod selected by a policy listing ``Egress``
@@ -19,17 +22,32 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+IMAGE_UID = IMAGE_GID = 65534  # nobody / nogroup: the user of local mode's "image" under a root runner
+
 
 @dataclass(frozen=True)
 class Security:
-    """One container's restrictions; the default restricts nothing (a plain local process)."""
+    """One container's restrictions; the default asks for nothing (local mode's image user, see :func:`run_as`)."""
 
-    uid: int | None = None  # None: the runner's own user
+    uid: int | None = None  # None: the image's user
     gid: int | None = None
     groups: tuple[int, ...] = ()  # supplementary groups (fsGroup first)
     read_only_root: bool = False
     no_new_privileges: bool = False
     no_network: bool = False
+    non_root: bool = False  # runAsNonRoot
+
+
+def run_as(s: Security, runner_uid: int, runner_gid: int) -> tuple[int, int]:
+    """The user and group ``s`` runs as under a runner running as ``runner_uid``/``runner_gid``.
+
+    Unset, they are the image's: ``nobody`` for a root runner (a pod asking for nothing gets no
+    privileges), else the runner's own user.
+    """
+    image_uid, image_gid = (IMAGE_UID, IMAGE_GID) if runner_uid == 0 else (runner_uid, runner_gid)
+    uid = image_uid if s.uid is None else s.uid
+    gid = s.gid if s.gid is not None else (image_gid if s.uid is None else s.uid)
+    return uid, gid
 
 
 def container_security(
@@ -48,29 +66,38 @@ def container_security(
         read_only_root=bool(ctx.get("readOnlyRootFilesystem", False)),
         no_new_privileges=ctx.get("allowPrivilegeEscalation") is False,
         no_network=no_network,
+        non_root=bool(_first(ctx.get("runAsNonRoot"), pod_ctx.get("runAsNonRoot"))),
     )
 
 
 def non_root_violation(
     pod_spec: Mapping[str, Any], container: Mapping[str, Any], security: Security, runner_uid: int
 ) -> str | None:
-    """The kubelet's refusal for ``runAsNonRoot`` (the image's user is the runner's, locally)."""
+    """The kubelet's refusal for ``runAsNonRoot``.
+
+    Local mode's image user is never root (see :func:`run_as`), so only an explicit
+    ``runAsUser: 0`` is refused here; a runner that cannot switch to that user refuses the
+    container when it starts (:mod:`podium_operator.local.sandbox.confiner`). (``runner_uid``
+    no longer matters here.)
+    """
     ctx = container.get("securityContext") or {}
     pod_ctx = pod_spec.get("securityContext") or {}
     if not _first(ctx.get("runAsNonRoot"), pod_ctx.get("runAsNonRoot")):
         return None
     if security.uid == 0:
         return "container's runAsUser breaks non-root policy"
-    if security.uid is None and runner_uid == 0:
-        return "container has runAsNonRoot and image will run as root"
     return None
 
 
 def pod_group(fs_group: int | None, securities: Iterable[Security]) -> int | None:
-    """The group that owns a pod's directories: ``fsGroup``, else its containers' only group."""
+    """The group that owns a pod's directories: ``fsGroup``, else its containers' only group.
+
+    A container without ``runAsGroup`` counts with the image's group (that of a root runner:
+    the directories' owners change only when the runner is root).
+    """
     if fs_group is not None:
         return fs_group
-    gids = {s.gid for s in securities if s.gid is not None}
+    gids = {run_as(s, 0, 0)[1] for s in securities}
     return gids.pop() if len(gids) == 1 else None
 
 

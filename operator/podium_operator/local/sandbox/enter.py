@@ -2,47 +2,62 @@
 
 Run as ``python -I -S enter.py SPEC -- COMMAND...`` (by path, not as a module, so that
 nothing from the pod's environment is imported while still root), or with ``--probe`` to print
-which restrictions this machine allows (see :func:`.confiner.sandbox_support`).
+what this machine allows (see :func:`.confiner.sandbox_support`).
 
-A separate process rather than a ``preexec_fn``: ``unshare(CLONE_NEWNS)`` refuses a
-multi-threaded process, and mounting from a forked copy of the runner would not be safe.
+A separate process rather than a ``preexec_fn``: ``unshare`` refuses a multi-threaded process,
+and mounting from a forked copy of the runner would not be safe.
 
-SPEC is JSON with these keys (see :mod:`.view` for how the view is planned)::
+SPEC is JSON with these keys (see :mod:`.view` for what the root holds)::
 
     network            bool: a fresh network namespace (only a down loopback)
-    isolate            bool: private mount, PID and IPC namespaces, with the view below
-    tmpfs              [[path, mode, writable], ...]: empty file systems hiding what is below
-    binds              [[source, target, writable], ...]: directories put back into the view
-    read_only_root     bool: every other mount becomes read-only (/proc, /sys, /dev excepted)
+    isolate            bool: private mount, PID and IPC namespaces, and a new root built from
+                       nothing: a fresh tmpfs holding only ``root``, entered with pivot_root,
+                       the host's root then unmounted
+    root               [[kind, path, ...], ...], parents first: ["tmpfs", path, mode, writable],
+                       ["bind", source, target, writable, below or null], ["link", path, to],
+                       ["file", path, text, mode], ["dir", path]
+    userns             [uid, gid] or null: first a user namespace, the container's user and group
+                       being these (the runner's) outside; for a runner that is not root
+    read_only_root     bool: the new root (and what is not marked writable) is read-only
     user               [uid, gid, [groups...]] or null
     no_new_privileges  bool
     cwd                the working directory, entered as the container's user
+    refuse             (optional) why the container must not start
 
 With ``isolate`` the command runs as PID 1 of its own PID namespace with a fresh ``/proc``:
 otherwise a pod could read another pod of the same user through ``/proc/<pid>/root`` or
 ``/proc/<pid>/environ``. As in a container, PID 1 gets only the signals it handles (and
 SIGKILL). This process stays as its parent and exits as it does.
 
+Mount points are reached from the new root without following links, and sources below a
+``below`` directory (pods' volumes) too: a link planted in a shared claim redirects nothing.
+
 Setup failures print ``podium sandbox: ...`` to stderr (the container log) and exit 128.
 """
 
 import ctypes
+import errno as errnos
 import json
 import os
-import re
+import platform
 import signal
+import stat
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x08000000, 0x20000000, 0x40000000
+CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = (
+    0x00020000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)  # fmt: skip
 ISOLATE = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
-PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
-MS_NOEXEC = 8
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
+    1, 2, 4, 8, 32, 4096, 16384, 1 << 18)  # fmt: skip
+MNT_DETACH = 2
+PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 1, 24, 38, 47
 # Per-mount flags a read-only remount must keep (statvfs's ST_* share MS_*'s values).
 KEPT_FLAGS = MS_NOSUID | MS_NODEV | MS_NOEXEC | 1024 | 2048 | 4096  # + noatime, nodiratime, relatime
-KERNEL_TREES = ("/proc", "/sys", "/dev")  # left as they are, as a container runtime does
+PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
+STAGES = ("/tmp", "/mnt", "/var/tmp")  # where the new root is built (in the private mount namespace)
+PATH_FD = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 SETUP_FAILED = 128
 PROBE_USER = 65534
 
@@ -72,57 +87,170 @@ def remount_read_only(target: str) -> None:
     mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | kept)
 
 
-def mount_points() -> list[str]:
-    """The current mount points, from /proc/self/mountinfo (octal escapes decoded)."""
-    with open("/proc/self/mountinfo") as f:
-        fields = [line.split(" ")[4] for line in f]
-    return [re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), p) for p in fields]
+def fd_path(fd: int) -> str:
+    return f"/proc/self/fd/{fd}"
 
 
-def within(path: str, roots: Sequence[str]) -> bool:
-    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+def user_namespace(inner: tuple[int, int], outer: tuple[int, int]) -> None:
+    """Map ``inner`` (uid, gid) to ``outer`` in the user namespace this process just entered."""
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{inner[0]} {outer[0]} 1"),
+                       ("gid_map", f"{inner[1]} {outer[1]} 1")):  # fmt: skip
+        with open(f"/proc/self/{name}", "w") as f:
+            f.write(text)
 
 
-def build_view(tmpfs: list[list[Any]], binds: list[list[Any]], read_only_root: bool) -> None:
+def walk(root: int, path: str, create: bool) -> int:
+    """An ``O_PATH`` descriptor of directory ``path`` below ``root``, never through a link."""
+    fd = os.dup(root)
+    for part in [p for p in path.split("/") if p]:
+        try:
+            step = os.open(part, PATH_FD | os.O_DIRECTORY, dir_fd=fd)
+        except FileNotFoundError:
+            if not create:
+                raise
+            os.mkdir(part, 0o755, dir_fd=fd)
+            step = os.open(part, PATH_FD | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = step
+    return fd
+
+
+def open_source(source: str, below: str | None) -> int:
+    if below is None or not (source + "/").startswith(below.rstrip("/") + "/"):
+        return os.open(source, os.O_PATH | os.O_CLOEXEC)
+    base = os.open(below, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return walk(base, source[len(below.rstrip("/")) :], create=False)
+    finally:
+        os.close(base)
+
+
+def mount_point(root: int, path: str, directory: bool) -> int:
+    """Create (if need be) and open the directory or empty file ``path`` below ``root``."""
+    if directory:
+        return walk(root, path, create=True)
+    parent_path, name = path.rsplit("/", 1)
+    parent = walk(root, parent_path, create=True)
+    try:
+        if not os.path.lexists(f"{fd_path(parent)}/{name}"):
+            os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o644, dir_fd=parent))
+        return os.open(name, PATH_FD, dir_fd=parent)
+    finally:
+        os.close(parent)
+
+
+def reopen(root: int, path: str) -> int:
+    """An ``O_PATH`` descriptor of what is mounted at ``path`` below ``root`` (a directory or a file)."""
+    parent_path, name = path.rstrip("/").rsplit("/", 1)
+    parent = walk(root, parent_path, create=False)
+    try:
+        return os.open(name, PATH_FD, dir_fd=parent)
+    finally:
+        os.close(parent)
+
+
+def build_root(entries: list[list[Any]], read_only: bool) -> str:
+    """Build the new root in a private mount namespace; the path where it was built."""
     mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing done here may reach the host
     # Open the sources first: the file systems mounted below may hide them.
-    sources = [(os.open(src, os.O_PATH | os.O_DIRECTORY), dst, rw) for src, dst, rw in binds]
-    for path, mode, _ in tmpfs:
-        if os.path.isdir(path):  # missing: nothing to hide
-            mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode:o}")
-    for fd, target, writable in sources:
-        os.makedirs(target, exist_ok=True)  # only ever inside one of the fresh file systems
-        mount(f"/proc/self/fd/{fd}", target, None, MS_BIND | MS_REC)
-        if not writable:
-            remount_read_only(target)
-        os.close(fd)
-    if read_only_root:
-        writable = {t for _, t, rw in binds if rw} | {p for p, _, rw in tmpfs if rw}
-        for point in dict.fromkeys(mount_points()):
-            if point in writable or within(point, KERNEL_TREES) or not os.path.exists(point):
-                continue  # (a point that does not exist is hidden, hence unreachable)
-            try:
-                remount_read_only(point)
-            except OSError as e:
-                if point == "/":
-                    raise
-                print(f"podium sandbox: warning: {point} stays writable: {e}", file=sys.stderr, flush=True)
+    sources = {i: open_source(e[1], e[4]) for i, e in enumerate(entries) if e[0] == "bind"}
+    stage = next((s for s in STAGES if os.path.isdir(s) and not os.path.islink(s)), None)
+    if stage is None:
+        raise OSError(errnos.ENOENT, f"no directory to build the root in (one of {', '.join(STAGES)})")
+    mount("tmpfs", stage, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
+    root = os.open(stage, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    umask = os.umask(0o022)
+    read_only_mounts = []
+    try:
+        for i, (kind, path, *rest) in enumerate(entries):
+            if kind == "bind":
+                target, writable = rest[0], rest[1]
+                is_dir = stat.S_ISDIR(os.fstat(sources[i]).st_mode)
+                point = mount_point(root, target, is_dir)
+                mount(fd_path(sources[i]), fd_path(point), None, MS_BIND | MS_REC)
+                os.close(sources.pop(i))
+            elif kind == "tmpfs":
+                point = walk(root, path, create=True)
+                mount("tmpfs", fd_path(point), "tmpfs", MS_NOSUID | MS_NODEV, f"mode={rest[0]:o}")
+                writable = rest[1]
+            else:
+                parent_path, name = path.rstrip("/").rsplit("/", 1) if path.strip("/") else ("/", "")
+                parent = walk(root, parent_path, create=True)
+                if kind == "link":
+                    os.symlink(rest[0], name, dir_fd=parent)
+                elif kind == "file":
+                    fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, rest[1], dir_fd=parent)
+                    with os.fdopen(fd, "w") as f:
+                        f.write(rest[0])
+                elif kind == "dir" and name:
+                    os.close(walk(parent, name, create=True))
+                os.close(parent)
+                continue
+            os.close(point)
+            if not writable:  # (made read-only at the end, once the mount points below it exist)
+                read_only_mounts.append(reopen(root, target if kind == "bind" else path))
+        for fd in read_only_mounts:
+            remount_read_only(fd_path(fd))
+            os.close(fd)
+        if read_only:
+            remount_read_only(stage)
+    finally:
+        os.umask(umask)
+        os.close(root)
+    return stage
+
+
+def enter_root(stage: str) -> None:
+    """In the new PID namespace: a fresh /proc, then the new root; the host's root is unmounted."""
+    # (Mounted while the host's /proc is still visible: a user namespace may not mount a hidden one.)
+    mount("proc", stage + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    number = PIVOT_ROOT.get(platform.machine())
+    if number is None:
+        raise OSError(errnos.ENOSYS, f"pivot_root: unknown system call number on {platform.machine()}")
+    os.chdir(stage)
+    _check(_libc.syscall(ctypes.c_long(number), b".", b"."), "pivot_root")
+    _check(_libc.umount2(b".", ctypes.c_int(MNT_DETACH)), "umount the host's root")
+    os.chdir("/")
+
+
+def drop_bounding_set() -> None:
+    """No capability can come back, not even through exec (a warm interpreter does not exec at all)."""
+    for cap in range(64):
+        if _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            errno = ctypes.get_errno()
+            if errno == errnos.EINVAL:
+                break  # past the last capability this kernel knows
+            raise OSError(errno, f"prctl(PR_CAPBSET_DROP): {os.strerror(errno)}")
+    _libc.prctl(PR_CAP_AMBIENT, 4, 0, 0, 0)  # PR_CAP_AMBIENT_CLEAR_ALL
 
 
 def enter(spec: dict[str, Any]) -> None:
     """Set up the sandbox; with ``isolate``, return in the child that is PID 1 of its namespace."""
+    if spec.get("refuse"):
+        raise OSError(errnos.EPERM, f"not started: {spec['refuse']}")
     flags = (CLONE_NEWNET if spec["network"] else 0) | (ISOLATE if spec["isolate"] else 0)
+    userns = spec.get("userns") if flags else None
+    user = spec["user"]
     if flags:
-        unshare(flags)
+        unshare(flags | (CLONE_NEWUSER if userns else 0))
+    if userns:
+        user_namespace((user[0], user[1]) if user else (userns[0], userns[1]), (userns[0], userns[1]))
     if spec["isolate"]:
-        build_view(spec["tmpfs"], spec["binds"], spec["read_only_root"])
+        stage = build_root(spec["root"], spec["read_only_root"])
         _fork_init()
-        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    if spec["user"] is not None:
-        uid, gid, groups = spec["user"]
-        os.setgroups(groups)
+        enter_root(stage)
+    unprivileged = bool(userns) or (user is not None and user[0] != 0)
+    if unprivileged:
+        drop_bounding_set()
+    if user is not None:
+        uid, gid, groups = user
+        if not userns:  # (a user namespace made without privileges may not set groups)
+            os.setgroups(groups)
         os.setgid(gid)
-        os.setuid(uid)  # from root to another user: all capabilities are gone too
+        os.setuid(uid)  # from root to another user: the capabilities are gone too
+    if unprivileged:  # (not in a user namespace: there the user stays the one that set it up)
+        header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this thread
+        _check(_libc.capset(header, (ctypes.c_uint32 * 6)()), "capset")
     if spec["no_new_privileges"]:
         _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
     os.chdir(spec["cwd"])
@@ -141,23 +269,41 @@ def _fork_init() -> None:
     _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):
         killer = os.WTERMSIG(status)
-        signal.signal(killer, signal.SIG_DFL)
+        if killer not in (signal.SIGKILL, signal.SIGSTOP):  # (those have no handler to reset)
+            signal.signal(killer, signal.SIG_DFL)
         os.kill(os.getpid(), killer)
         os._exit(128 + killer)
     os._exit(os.WEXITSTATUS(status))
 
 
 def probe() -> dict[str, str | None]:
-    """Try each restriction in a throw-away child: ``{restriction: None or why it fails}``."""
-    results: dict[str, str | None] = {}
-    if os.geteuid() != 0:
-        results["user"] = f"the runner is not root (uid {os.geteuid()}): it cannot switch users"
+    """Try each restriction in a throw-away child: ``{check: None or why it fails}``, and the mode."""
+    ids = (os.geteuid(), os.getegid())
+
+    def own_user_namespace() -> None:
+        unshare(CLONE_NEWUSER)
+        user_namespace((PROBE_USER, PROBE_USER), ids)
+
+    results: dict[str, str | None] = {"userns": _in_child(own_user_namespace)}
+    if ids[0] == 0:
+        mode, results["user"] = "root", _in_child(_switch_user)
+    elif results["userns"] is None:
+        mode, results["user"] = "userns", None
     else:
-        results["user"] = _in_child(_switch_user)
-    results["network"] = _in_child(lambda: unshare(CLONE_NEWNET))
-    results["mounts"] = _in_child(_private_view)
-    results["readonly_root"] = _in_child(_read_only_view)
-    return results
+        mode = "none"
+        results["user"] = f"the runner is not root (uid {ids[0]}) and cannot create user namespaces: {results['userns']}"
+    userns = list(ids) if mode == "userns" else None
+    results["network"] = _in_child(lambda: _sandbox(userns, network=True))
+    results["mounts"] = _in_child(lambda: _sandbox(userns, entries=[["tmpfs", "/tmp", 0o1777, True]]))
+    view: list[list[Any]] = [
+        *(["bind", p, p, False, None] for p in ("/usr", "/lib", "/lib64") if os.path.isdir(p)),
+        ["bind", "/dev/null", "/dev/null", True, None], ["tmpfs", "/tmp", 0o1777, True],
+    ]  # fmt: skip
+    results["root_fs"] = _in_child(lambda: _sandbox(userns, entries=view))
+    results["readonly_root"] = _in_child(lambda: _sandbox(userns, entries=view, read_only=True))
+    if results["mounts"] is None and results["root_fs"] is not None:
+        results["mounts"] = f"no root file system of its own: {results['root_fs']}"
+    return {**results, "mode": mode}
 
 
 def _switch_user() -> None:
@@ -166,18 +312,18 @@ def _switch_user() -> None:
     os.setuid(PROBE_USER)
 
 
-def _private_view() -> None:
-    unshare(ISOLATE)
-    mount(None, "/", None, MS_REC | MS_PRIVATE)
-    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV)
-    failure = _in_child(lambda: mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC))
-    if failure:
-        raise OSError(failure)
-
-
-def _read_only_view() -> None:
-    _private_view()
-    remount_read_only("/")
+def _sandbox(
+    userns: list[int] | None, *, network: bool = False, entries: list[list[Any]] | None = None, read_only: bool = False
+) -> None:
+    """Enter a sandbox as a container would (the user of the probe), and check what it sees."""
+    root = [["dir", "/proc"], *(entries or [])]
+    enter({"network": network, "isolate": entries is not None, "root": root, "userns": userns,
+           "read_only_root": read_only, "user": [PROBE_USER, PROBE_USER, []] if userns or os.geteuid() == 0 else None,
+           "no_new_privileges": True, "cwd": "/"})  # fmt: skip
+    if entries is not None and (os.listdir("/proc/self") == [] or os.path.exists("/etc/hostname")):
+        raise OSError(errnos.EIO, "the new root shows what it should not")
+    if read_only and not os.statvfs("/").f_flag & MS_RDONLY:
+        raise OSError(errnos.EIO, "the new root stays writable")
 
 
 def _in_child(attempt: Callable[[], object]) -> str | None:
