@@ -318,3 +318,28 @@ def test_cli_with_s3_uris(holdout: dict, tmp_path: Path, s3_env: dict[str, str])
     )
     assert missing.returncode == 1
     assert "does not exist" in json.loads((tmp_path / "log2").read_text())["error"]
+
+
+@pytest.mark.parametrize("extra", [{}, {"loss": float("nan"), "best": float("inf")}], ids=["plain", "non-finite"])
+def test_predict_then_score_passes_the_metadata_on(sklearn_clf, tmp_path: Path, extra: dict) -> None:
+    """The predict step's own output is what the strict score step accepts, even from a hand-edited manifest."""
+    import shutil
+
+    from podium.evaluation.predict import run_predict
+    from podium.evaluation.score import main
+
+    artifact = shutil.copytree(sklearn_clf.artifact, tmp_path / "artifact")
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    manifest["metadata"] = {**manifest.get("metadata", {}), **extra}
+    (artifact / "manifest.json").write_text(json.dumps(manifest))  # NaN/Infinity tokens, as json.dumps writes them
+    features = write_table(sklearn_clf.features, tmp_path / "features.csv")
+    predicted = run_predict(artifact, features, tmp_path / "data" / "out")
+    labels = write_table(sklearn_clf.labels, tmp_path / "labels.csv")
+    code = main(["--predictions", str(predicted.predictions), "--labels", str(labels), "--task", "classification",
+                 "--class-labels", json.dumps(sklearn_clf.class_labels), "--results", str(tmp_path / "r.json"),
+                 "--private", str(tmp_path / "p.json"), "--metadata", str(predicted.metadata),
+                 "--termination-log", str(tmp_path / "log")])
+    assert code == 0, (tmp_path / "log").read_text()
+    result = PublicResult.model_validate_json((tmp_path / "r.json").read_bytes())
+    assert result.metadata["framework"] == "sklearn" and result.public["accuracy"] > 0.9
+    assert {key: result.metadata[key] for key in extra} == {key: str(value) for key, value in extra.items()}

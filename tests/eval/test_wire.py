@@ -123,8 +123,10 @@ def test_result_files_round_trip_and_drop_what_is_not_a_finite_metric() -> None:
                            metadata={"framework": "sklearn"})
     assert written.public == {"accuracy": 0.75}
     assert PublicResult.from_json(written.model_dump_json(), source="r.json") == written
-    read = PrivateResult.from_json(b'{"private": {"accuracy": NaN, "f1": 1, "x": "y"}, "all": null}', source="s")
+    read = PrivateResult.from_json(b'{"private": {"accuracy": null, "f1": 1, "x": "y"}, "all": null}', source="s")
     assert read.private == {"f1": 1.0} and read.all == {}
+    with pytest.raises(InvalidResult, match="finite"):  # the strict reader: no NaN/Infinity gets as far as a status
+        PrivateResult.from_json(b'{"private": {"accuracy": NaN, "f1": 1}}', source="s")
     assert PublicResult.from_json(b"{}", source="r").public == {}  # every part is optional
     assert PublicResult.from_json(b'{"metadata": [1, 2]}', source="r").metadata == {}  # as bounded_metadata takes it
 

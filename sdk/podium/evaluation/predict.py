@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import sys
 import tempfile
@@ -108,7 +109,7 @@ def run_predict(
     predictions_path = save_predictions(predictions, out_dir / PREDICTIONS_NAME)
     metadata_path = out_dir / METADATA_NAME
     metadata = _run_metadata(submission, rows=rows, seconds=predict)
-    metadata_path.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    metadata_path.write_text(json.dumps(_strict(metadata), indent=2, sort_keys=True, allow_nan=False) + "\n")
     return PredictResult(
         rows=rows,
         batches=len(parts),
@@ -165,6 +166,13 @@ def _run_metadata(submission: Any, *, rows: int, seconds: float) -> dict[str, An
             "framework_version": manifest.versions.framework,
         }
     return {**(manifest.metadata if manifest is not None else {}), **facts}
+
+
+def _strict(metadata: dict[str, Any]) -> dict[str, Any]:
+    """What the score step's strict reader accepts: a non-finite number (say from a hand-edited manifest)
+    is written as its text, as the metadata extractors write one (``podium.metadata.common.to_scalar``)."""
+    return {key: str(value) if isinstance(value, float) and not math.isfinite(value) else value
+            for key, value in metadata.items()}
 
 
 def failure_message(error: BaseException) -> str:

@@ -8,6 +8,11 @@ publishes; private metrics go to ``--private`` (a :class:`~podium.evaluation.wir
 only the operator can read, published only when the competition closes. A short summary with the public
 metrics only goes to the pod's termination-message path.
 
+What the predict step wrote is read as hostile: opened without following links or blocking, regular
+files within a size limit only (:func:`~podium.predictions.open_untrusted`), the predictions checked
+array by array before they are read (:func:`~podium.predictions.load_predictions`), the metadata parsed
+by the one strict JSON reader (:func:`~podium.evaluation.wire.strict_json`: no NaN or infinities).
+
 CLI (the arguments are :class:`~podium.evaluation.wire.ScoreArgs`)::
 
     python -m podium.evaluation.score --predictions URI --labels URI --task classification \\
@@ -36,14 +41,16 @@ from podium.data import read_labels
 from podium.errors import InvalidConfig, InvalidHoldout, InvalidPredictions, PodiumError, StorageError
 from podium.evaluation.wire import (
     MAX_RESULT_BYTES,
+    InvalidJSON,
     PrivateResult,
     PublicResult,
     RowCounts,
     ScoreArgs,
+    strict_json,
     termination_log_path,
 )
 from podium.metrics import Task, encode_classification, metrics_from_codes, regression_metrics
-from podium.predictions import Predictions, load_predictions
+from podium.predictions import Predictions, load_predictions, open_untrusted
 from podium.split import HoldoutSplit
 from podium.uri import parse
 
@@ -127,11 +134,11 @@ def _score(
 
 
 def _load(path: Path) -> Predictions:
-    if not Path(path).is_file():
-        raise InvalidPredictions(f"predictions file {path} does not exist", field="predictions",
-                                 hint="check the --predictions path or URI")
+    """The predictions, read as the untrusted predict step's output: see :func:`load_predictions`."""
     try:
         return load_predictions(path)
+    except PodiumError:
+        raise
     except ValueError as error:
         raise InvalidPredictions(str(error), field="predictions",
                                  hint="write predictions with podium.predictions.save_predictions") from None
@@ -236,20 +243,27 @@ def _fetch(uri: str, scratch: Path, name: str) -> Path:
 
 
 def _model_metadata(path: Path | None) -> dict[str, Any]:
-    """The predict step's metadata.json (written beside the untrusted model: read with care); {} when absent."""
-    if path is None or not path.exists():
+    """The predict step's metadata.json, written beside the untrusted model; {} when there is none.
+
+    Opened as :func:`open_untrusted` opens it (no links, no FIFOs, at most MAX_METADATA_BYTES) and parsed
+    by the one strict reader (:func:`strict_json`: no NaN or infinities, which would break the status).
+    """
+    if path is None:
         return {}
-    with path.open("rb") as file:
+    hint = "let podium.evaluation.predict write it: a plain JSON object of a few short, finite values"
+    file = open_untrusted(path, field="metadata", limit=MAX_METADATA_BYTES, hint=hint)
+    if file is None:
+        return {}
+    with file:
         data = file.read(MAX_METADATA_BYTES + 1)
-    if len(data) > MAX_METADATA_BYTES:
-        raise InvalidPredictions(f"{path.name} is larger than {MAX_METADATA_BYTES} bytes", field="metadata",
-                                 hint="keep the model's metadata to a few short values")
     try:
-        value = json.loads(data)
-    except ValueError as error:
-        raise InvalidPredictions(f"{path.name} is not JSON ({error})", field="metadata",
-                                 hint="let podium.evaluation.predict write it and nothing else") from None
-    return value if isinstance(value, dict) else {}
+        value = strict_json(data, limit=MAX_METADATA_BYTES)
+    except InvalidJSON as error:
+        raise InvalidPredictions(f"{path.name} {error}", field="metadata", hint=hint) from None
+    if not isinstance(value, dict):
+        raise InvalidPredictions(f"{path.name} holds a JSON {type(value).__name__}, not an object", field="metadata",
+                                 hint=hint)
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,7 +10,11 @@ steps that run inside the Jobs. It holds
 - the one rule for where a step writes its termination message (:func:`termination_log_path`);
 - the result files the score step writes and the operator reads (:class:`PublicResult`,
   :class:`PrivateResult`), read with a size limit and validated, and the one filter for metric values
-  (:func:`finite_metrics`).
+  (:func:`finite_metrics`);
+- the one strict JSON reader (:func:`strict_json`) for everything Podium parses from a Job: the predict
+  step's ``metadata.json`` and the result files. It refuses NaN and infinities (one in a Kubernetes status
+  breaks ``kubectl get -o json`` for the whole namespace), inputs over a size limit, nesting too deep to
+  parse, and strings that are not valid Unicode.
 """
 
 from __future__ import annotations
@@ -238,6 +242,72 @@ def finite_metrics(raw: object) -> dict[str, float]:
     return kept
 
 
+class InvalidJSON(ValueError):
+    """Text :func:`strict_json` refuses; the message says what is wrong, for a caller to name the file."""
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise InvalidJSON(f"holds {name}, but only finite numbers are allowed")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise InvalidJSON(f"holds {text}, which is not a finite number (beyond float range)")
+    return number
+
+
+def _finite_int(text: str) -> int:
+    try:
+        number = int(text)
+        float(number)
+    except (ValueError, OverflowError):
+        raise InvalidJSON(f"holds an integer of {len(text)} digits, which is not a finite number") from None
+    return number
+
+
+MAX_JSON_DEPTH = 64  # nesting a Job's JSON may have; pydantic's serializer gives up a few hundred levels down
+
+
+def _check_parsed(value: object) -> None:
+    """Nesting within MAX_JSON_DEPTH, every string (keys too) valid Unicode: written out again, it must not fail."""
+    pending = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidJSON("holds a string that is not valid Unicode (a lone surrogate)") from None
+        elif isinstance(item, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                raise InvalidJSON(f"is nested too deeply (more than {MAX_JSON_DEPTH} levels)")
+            children = [*item, *item.values()] if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+
+
+def strict_json(data: bytes | str, *, limit: int) -> Any:
+    """Parse JSON a Job wrote, refusing what must never reach a status: an :class:`InvalidJSON` saying why.
+
+    Refused: more than ``limit`` bytes, ``NaN``/``Infinity`` and numbers beyond float range (``1e999``,
+    a 400-digit integer), nesting deeper than :data:`MAX_JSON_DEPTH`, strings that are not valid Unicode,
+    and anything that is not JSON. Whatever it returns serialises again with ``json.dumps(..., allow_nan=False)``.
+    """
+    size = len(data.encode(errors="surrogatepass") if isinstance(data, str) else data)
+    if size > limit:
+        raise InvalidJSON(f"is {size} bytes, larger than {limit} bytes")
+    try:
+        value = json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_finite_int)
+    except InvalidJSON:
+        raise
+    except RecursionError:
+        raise InvalidJSON("is nested too deeply to parse") from None
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+        raise InvalidJSON(f"is not JSON ({error})") from None
+    _check_parsed(value)
+    return value
+
+
 def _mapping_or_empty(raw: object) -> object:
     return raw if isinstance(raw, Mapping) else {}  # as the operator's bounded_metadata takes it
 
@@ -261,12 +331,15 @@ class ResultFile(BaseModel):
     @classmethod
     def from_json(cls, data: bytes | str, *, source: str, limit: int = MAX_RESULT_BYTES) -> Self:
         """Validate a result file's contents; an :class:`InvalidResult` naming ``source`` when they are bad."""
-        size = len(data.encode() if isinstance(data, str) else data)
+        size = len(data.encode(errors="surrogatepass") if isinstance(data, str) else data)
         if size > limit:
             raise InvalidResult(f"the score result {source} is {size} bytes, more than the {limit} allowed",
                                 hint="check what wrote it: the score step writes a few metrics and bounded metadata")
         try:
-            return cls.model_validate_json(data)
+            return cls.model_validate(strict_json(data, limit=limit))
+        except InvalidJSON as error:
+            raise InvalidResult(f"the score result {source} is not a valid {cls.__name__} (the file {error})",
+                                hint="check the score Job's log; evaluate the submission again") from None
         except ValidationError as error:
             detail = "; ".join(
                 f"{'.'.join(str(part) for part in problem['loc']) or 'the file'}: {problem['msg']}"

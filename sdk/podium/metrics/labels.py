@@ -17,6 +17,7 @@ import pandas as pd
 from podium.errors import InvalidConfig, PodiumError
 
 _NUMERIC = "biuf"
+_LABEL_KINDS = "biufUO"  # after as_values; an object array is refused below, as missing values
 _SHOWN = 5  # how many offending values an error message quotes
 
 
@@ -82,10 +83,16 @@ def encode(
 
     ``classes`` must come from :func:`class_list`.
     """
-    array = as_values(values)
+    try:
+        array = as_values(values)
+    except UnicodeDecodeError:
+        raise error("holds bytes that are not ASCII text", field=field, hint="give labels as str, not bytes") from None
     if array.ndim != 1:
         raise error(f"expected a 1-D array of labels, got shape {array.shape}", field=field,
                     hint="give one label per row")
+    if array.dtype.kind not in _LABEL_KINDS:  # complex, datetime, structured, void: no class label
+        raise error(f"has dtype {array.dtype}, but class labels are booleans, integers, real numbers or text",
+                    field=field, hint="give one class label per row, as a number or a string")
     if array.dtype.kind == "O":
         raise error("contains missing values", field=field, hint="give a label for every row")
     if array.dtype.kind == "f":
