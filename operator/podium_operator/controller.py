@@ -9,6 +9,7 @@ from typing import Any, cast
 import kopf
 
 from podium_operator import k8s, metrics
+from podium_operator.reconcile.records import SubmissionRecord
 from podium_operator.settings import OperatorConfig
 
 
@@ -27,6 +28,10 @@ class Controller:
         self.in_flight: set[tuple[str, str]] = set()
         # Submissions whose version this process has written to their status (no need to re-check).
         self.recorded_versions: set[tuple[str, str]] = set()
+        # The operator's records (see reconcile.records) by namespace, then Submission uid: read from the
+        # object store once per namespace, then kept current by this process, the only writer.
+        self.records: dict[str, dict[str, SubmissionRecord]] = {}
+        self.record_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """A Kubernetes Event on the object (kopf queues and posts it)."""

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 
 from podium.api import GROUP
-from podium.storage import CREDENTIALS_SECRET
+from podium.uri import upload_prefix
 
 PREFIX = GROUP  # our annotations, finalizer and webhook configuration are named under the API group
 FINALIZER = f"{PREFIX}/finalizer"
@@ -49,32 +49,38 @@ class OperatorConfig:
     metrics_port: int | None  # None: no exporter; 0: any free port
     evaluator_image: str
     bucket: str
-    object_store_secret: str
-    object_store_env: tuple[tuple[str, str], ...]
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
 
     @classmethod
     def from_env(cls) -> OperatorConfig:
-        passed_on = ("PODIUM_S3_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "PODIUM_S3_BUCKET")
         return cls(
             namespace=os.environ.get("PODIUM_NAMESPACE") or None,
             metrics_port=int(os.environ["PODIUM_METRICS_PORT"]) if os.environ.get("PODIUM_METRICS_PORT") else None,
             evaluator_image=os.environ.get("PODIUM_EVALUATOR_IMAGE", "ghcr.io/podium-dev/evaluator:0.1.0"),
             bucket=os.environ.get("PODIUM_S3_BUCKET", "podium"),
-            object_store_secret=os.environ.get("PODIUM_OBJECT_STORE_SECRET", CREDENTIALS_SECRET),
-            object_store_env=tuple((key, os.environ[key]) for key in passed_on if os.environ.get(key)),
             webhook=WebhookConfig.from_env(),
         )
 
-    def private_prefix(self, namespace: str, playground: str) -> str:
+    def namespace_private_prefix(self, namespace: str) -> str:
         """Only the operator and the trusted score step (via the Secret) can read below this prefix."""
-        return f"s3://{self.bucket}/podium-private/{namespace}/{playground}"
+        return f"s3://{self.bucket}/podium-private/{namespace}/"
 
-    def split_uri(self, namespace: str, playground: str) -> str:
-        return f"{self.private_prefix(namespace, playground)}/split.json"
+    def private_prefix(self, namespace: str, playground: str) -> str:
+        return f"{self.namespace_private_prefix(namespace)}{playground}"
 
     def private_scores_uri(self, namespace: str, playground: str, submission: str) -> str:
         return f"{self.private_prefix(namespace, playground)}/scores/{submission}.json"
+
+    def upload_prefix(self, namespace: str, playground: str, submitter: str) -> str:
+        """The only place a Submission by ``submitter`` may name objects from."""
+        return upload_prefix(self.bucket, namespace, playground, submitter)
+
+    def records_prefix(self, namespace: str, playground: str) -> str:
+        """The operator's records of each Submission (see reconcile.records), one object per Submission uid."""
+        return f"{self.private_prefix(namespace, playground)}/records/"
+
+    def record_uri(self, namespace: str, playground: str, uid: str) -> str:
+        return f"{self.records_prefix(namespace, playground)}{uid}.json"
 
     def results_uri(self, namespace: str, playground: str, submission: str) -> str:
         return f"s3://{self.bucket}/podium-results/{namespace}/{playground}/{submission}.json"

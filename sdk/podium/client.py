@@ -12,6 +12,7 @@ Talks to the cluster of the current kubeconfig (local mode included) and to the 
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from podium.api import API_VERSION, GROUP, PLAYGROUND, SUBMISSION, VERSION, Play
 from podium.api.meta import condition_is_true
 from podium.api.submission import TERMINAL_PHASES
 from podium.data import write_table
+from podium.uri import ANONYMOUS, upload_prefix
 
 
 def _custom_objects(kubeconfig: str | None = None) -> Any:
@@ -46,6 +48,7 @@ class ModelPlayground:
         self.namespace = namespace
         self.bucket = bucket or default_bucket()
         self.api = _custom_objects(kubeconfig)
+        self._user: str | None = None
 
     # --- playgrounds -------------------------------------------------------------------------------
     @classmethod
@@ -103,7 +106,7 @@ class ModelPlayground:
             directory = Path(scratch) / name
             save_submission(model, directory, preprocessor=preprocessor, example_data=example_data,
                             class_labels=spec.get("classLabels"), task=spec["task"])
-            uri = storage.upload(pack(directory), self._submission_uri(name, "tar.gz"))
+            uri = storage.upload(pack(directory), self._upload_uri(name, "tar.gz"))
         source: dict[str, Any] = {"uri": uri, **({"preprocessorUri": preprocessor_uri} if preprocessor_uri else {})}
         return self.submit(name=name, track=track, source={"model": source}, description=description,
                            metadata=metadata)
@@ -115,8 +118,7 @@ class ModelPlayground:
         with tempfile.TemporaryDirectory() as scratch:
             directory = Path(scratch) / name
             save_preprocessor(preprocessor, directory)
-            return storage.upload(pack(directory), f"s3://{self.bucket}/preprocessors/{self.namespace}/"
-                                                   f"{self.name}/{name}.tar.gz")
+            return storage.upload(pack(directory), self._upload_uri(f"preprocessors/{name}", "tar.gz"))
 
     def submit_predictions(self, predictions: Any, *, name: str, proba: Any = None, classes: Any = None,
                            track: str = "experiment") -> dict[str, Any]:
@@ -125,7 +127,7 @@ class ModelPlayground:
         with tempfile.TemporaryDirectory() as scratch:
             path = save_predictions(Predictions(np.asarray(predictions), proba, classes),
                                     Path(scratch) / "predictions.npz")
-            uri = storage.upload(path, self._submission_uri(name, "npz"))
+            uri = storage.upload(path, self._upload_uri(name, "npz"))
         return self.submit(name=name, track=track, source={"predictions": {"uri": uri}})
 
     def submit(self, *, name: str, track: str, source: dict[str, Any], description: str | None = None,
@@ -141,8 +143,29 @@ class ModelPlayground:
             {"apiVersion": API_VERSION, "kind": SUBMISSION.kind, "metadata": {"name": name}, "spec": spec})
         return created
 
-    def _submission_uri(self, name: str, extension: str) -> str:
-        return f"s3://{self.bucket}/submissions/{self.namespace}/{self.name}/{name}.{extension}"
+    def whoami(self) -> str:
+        """The user the cluster authenticates this client as (a SelfSubjectReview), else ``anonymous``.
+
+        Uploads go below that user's own prefix: the operator admits a Submission only when every object
+        it names is there (see podium.uri.upload_prefix).
+        """
+        if self._user is None:
+            from kubernetes.client import ApiException, AuthenticationV1Api, V1SelfSubjectReview
+
+            try:
+                review = AuthenticationV1Api(self.api.api_client).create_self_subject_review(V1SelfSubjectReview())
+                self._user = (review.status.user_info.username if review.status and review.status.user_info
+                              else None) or ANONYMOUS
+            except ApiException as error:
+                if (error.status or 500) >= 500:
+                    raise
+                self._user = ANONYMOUS  # the server cannot review (older servers, local mode): nobody authenticated
+        return self._user
+
+    def _upload_uri(self, name: str, extension: str) -> str:
+        """A key never used before, below this user's upload prefix (a failed call never replaces an upload)."""
+        prefix = upload_prefix(self.bucket, self.namespace, self.name, self.whoami())
+        return f"{prefix}{name}-{secrets.token_hex(6)}.{extension}"
 
     def submission(self, name: str) -> dict[str, Any]:
         obj: dict[str, Any] = self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, SUBMISSION.plural,

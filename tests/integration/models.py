@@ -88,7 +88,6 @@ class Snoop(Crashing):
         import json
         import os
         import socket
-        import sys
 
         seen: dict[str, object] = {"env": sorted(k for k in os.environ if "AWS" in k or "SECRET" in k or "KUBE" in k)}
         token = "/var/run/secrets/kubernetes.io/serviceaccount/token"
@@ -110,7 +109,8 @@ class Snoop(Crashing):
             seen["network"] = True
         except OSError:
             seen["network"] = False
-        out = sys.argv[sys.argv.index("--out") + 1]  # the only place it may write
-        with open(os.path.join(out, "seen.json"), "w") as handle:
+        # Its report leaves the sandbox the one way a pod's words do: the termination message (the volume it
+        # could also write is deleted once the evaluation is over).
+        with open(os.environ.get("PODIUM_TERMINATION_LOG", "/dev/termination-log"), "w") as handle:
             json.dump(seen, handle)
         return np.full(len(X), "setosa", dtype=object)

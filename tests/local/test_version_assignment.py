@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+
+import pytest
 
 from podium_operator import k8s
 from podium_operator.controller import Controller
+from podium_operator.flows.records import put_record
 from podium_operator.flows.submission import _assign_version
+from podium_operator.local.objectstore import ObjectStore
+from podium_operator.reconcile.records import SubmissionRecord
 from podium_operator.settings import OperatorConfig
 from tests.local.conftest import make_api_client
 
@@ -28,9 +34,21 @@ def _controller(api_server) -> Controller:
     return Controller(k8s.KubeClient(make_api_client(api_server)), OperatorConfig.from_env())
 
 
+@pytest.fixture
+def object_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[ObjectStore]:
+    """Where the operator keeps its records (the authority for versions)."""
+    with ObjectStore() as store:
+        for key, value in store.env().items():
+            monkeypatch.setenv(key, value)
+        yield store
+
+
 async def _record(ctl: Controller, name: str, version: int) -> None:
+    """What admission does once a version is handed out: the operator's record says so."""
     submission = await ctl.kube.get(k8s.SUBMISSIONS, NAMESPACE, name)
-    await ctl.patch_status(k8s.SUBMISSIONS, submission, {"version": version})
+    await put_record(ctl, NAMESPACE, SubmissionRecord(
+        submission=name, uid=submission["metadata"]["uid"], playground="pg", submitter="ada", phase="Evaluating",
+        version=version))
     ctl.recorded_versions.add((NAMESPACE, name))
 
 
@@ -55,7 +73,7 @@ async def _scenario(api_server) -> tuple[dict[str, int], dict]:
     return versions, status
 
 
-def test_version_handed_out_before_a_crash_is_reused_whatever_is_admitted_first(podium_api_server):
+def test_version_handed_out_before_a_crash_is_reused_whatever_is_admitted_first(podium_api_server, object_store):
     versions, status = asyncio.run(_scenario(podium_api_server))
     assert versions == {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}
     assert status["nextVersion"] == 6

@@ -48,3 +48,30 @@ def test_webhook_service_reaches_the_port_the_operator_serves_on():
     assert str(port["port"]) == env["PODIUM_WEBHOOK_PORT"]  # kopf registers https://HOST:PORT
     assert any(p["name"] == port["targetPort"] and str(p["containerPort"]) == env["PODIUM_WEBHOOK_PORT"]
                for p in container["ports"])
+
+
+WRITES = ("create", "update", "patch", "delete")
+
+
+def _grants(role: str, verb: str, group: str, resource: str) -> bool:
+    from podium_operator.local.apiserver.access import ApiCall
+    from tests.chart import not_granted
+
+    return not not_granted([ApiCall(verb, group, resource)], role_name=role)
+
+
+@pytest.mark.parametrize("role", ["podium-participant", "podium-playground-owner"])
+def test_people_never_write_status_secrets_or_configmaps(role):
+    """Statuses are the operator's view of its own records; a participant writing them must be impossible."""
+    for resource in ("submissions/status", "playgrounds/status", "modeldeployments/status"):
+        assert not any(_grants(role, verb, "podium.dev", resource) for verb in WRITES), (role, resource)
+    for resource in ("secrets", "configmaps"):
+        assert not any(_grants(role, verb, "", resource) for verb in ("get", "list", "watch", *WRITES)), resource
+
+
+def test_participants_submit_and_read_but_only_owners_change_or_close_playgrounds():
+    assert _grants("podium-participant", "create", "podium.dev", "submissions")
+    assert _grants("podium-participant", "get", "podium.dev", "playgrounds")
+    assert not any(_grants("podium-participant", verb, "podium.dev", "playgrounds") for verb in WRITES)
+    assert not any(_grants("podium-participant", verb, "podium.dev", "submissions") for verb in ("update", "patch"))
+    assert _grants("podium-playground-owner", "patch", "podium.dev", "playgrounds")  # close the competition

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import kubernetes_validate
@@ -13,6 +14,7 @@ from podium_operator.reconcile.evaluation_jobs import (
     evaluation_job,
     evaluation_volume,
     job_name,
+    object_access,
     sandbox_network_policy,
 )
 from podium_operator.reconcile.names import child_name
@@ -33,7 +35,6 @@ def plan(**overrides) -> EvaluationPlan:
         private_uri="s3://podium/podium-private/team/iris/scores/iris-logreg.json",
         model_uri="s3://podium/submissions/iris-logreg.tar.gz", predictions_uri=None,
         image="ghcr.io/podium-dev/evaluator:0.1.0", cpu="1", memory="2Gi", timeout_seconds=300,
-        object_store_secret="podium-object-store", object_store_env=(("PODIUM_S3_ENDPOINT", "http://minio:9000"),),
     )
     return EvaluationPlan(**(values | overrides))
 
@@ -80,12 +81,23 @@ def test_network_policy_selects_exactly_the_sandboxed_pods():
     assert policy["spec"]["egress"] == [] and "Egress" in policy["spec"]["policyTypes"]
 
 
-def test_trusted_steps_get_credentials_from_the_secret_only():
-    for step in ("stage", "score"):
-        env = evaluation_job(plan(), step)["spec"]["template"]["spec"]["containers"][0]["env"]
-        secret_refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in env if "valueFrom" in e}
-        assert secret_refs == {"AWS_ACCESS_KEY_ID": "podium-object-store", "AWS_SECRET_ACCESS_KEY": "podium-object-store"}
-        assert all("SECRET" not in e["name"] or "valueFrom" in e for e in env)
+def test_no_step_gets_object_store_credentials_only_a_url_per_object_it_needs():
+    signed = plan()
+    signed = dataclasses.replace(signed, urls=tuple(
+        (f"{method} {uri}", f"https://store/{method}/{uri.removeprefix('s3://')}?X-Amz-Signature=x")
+        for step in signed.steps() for method, uri in object_access(signed, step)))
+    for step in signed.steps():
+        container = evaluation_job(signed, step)["spec"]["template"]["spec"]["containers"][0]
+        assert container["env"] == [] and "envFrom" not in container
+        named = [arg for arg in container["command"] if "://" in arg]
+        assert all(arg.startswith("https://store/") for arg in named), (step, named)  # no bare s3:// URI
+        wanted = {f"https://store/{method}/{uri.removeprefix('s3://')}?X-Amz-Signature=x"
+                  for method, uri in object_access(signed, step)}
+        assert set(named) == wanted, step
+    assert object_access(signed, "predict") == []
+    assert [a for a in object_access(signed, "score") if a[0] == "PUT"] == [
+        ("PUT", signed.results_uri), ("PUT", signed.private_uri)]
+    assert ("GET", signed.labels_uri) not in object_access(signed, "stage")  # labels never reach stage
 
 
 def test_score_command_carries_labels_split_and_private_destination():
@@ -136,3 +148,14 @@ def test_separate_preprocessor_is_staged_by_the_trusted_step_and_used_by_predict
     assert stage[stage.index("--preprocessor") + 1] == "s3://podium/preprocessors/team/iris/scale.tar.gz"
     assert predict[predict.index("--preprocessor") + 1] == "/data/preprocessor"  # on the volume, no network
     assert "--preprocessor" not in command(plan(), "stage") + command(plan(), "predict")
+
+
+def test_only_the_stage_step_writes_the_volume_and_predict_only_its_out_directory():
+    mounts = {step: evaluation_job(plan(), step)["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+              for step in ("stage", "predict", "score")}
+    data = {step: [m for m in ms if m["name"] == "data"] for step, ms in mounts.items()}
+    assert data["stage"] == [{"name": "data", "mountPath": "/data"}]
+    assert data["score"] == [{"name": "data", "mountPath": "/data", "readOnly": True}]
+    # out/ is a mount point of its own: predict cannot swap it for a link the score step would follow.
+    assert data["predict"] == [{"name": "data", "mountPath": "/data", "readOnly": True},
+                               {"name": "data", "mountPath": "/data/out", "subPath": "out"}]

@@ -3,15 +3,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from podium.api.playground import PlaygroundSpec
 from podium.api.submission import SubmissionSpec
 from podium_operator.reconcile.leaderboard import leaderboard_rows
+from podium_operator.reconcile.records import SubmissionRecord, status_sync_patch
 from podium_operator.reconcile.submission import (
     admission_problem,
     failure_message,
     job_state,
     next_action,
+    reference_problem,
     submitted_today,
 )
 
@@ -83,14 +87,13 @@ def test_failure_messages_are_understandable():
     assert "Out of memory" in failure_message("predict", {"status": {}}, oom)
 
 
-def _evaluated(name, version, accuracy, *, track="experiment", submitter="ada", when="2026-11-21T10:00:00Z"):
-    return {
-        "metadata": {"name": name},
-        "spec": {"playground": "pg", "track": track},
-        "status": {"phase": "Evaluated", "version": version, "submitter": submitter, "verified": True,
-                   "metrics": {"accuracy": accuracy, "f1_macro": accuracy / 2}, "metadata": {"n_params": 10},
-                   "timings": {"submittedAt": when}},
-    }
+def _evaluated(name, version, accuracy, *, track="experiment", submitter="ada", when="2026-11-21T10:00:00Z",
+               metrics=None):
+    return SubmissionRecord(
+        submission=name, uid=f"uid-{name}", playground="pg", track=track, submitter=submitter, phase="Evaluated",
+        version=version, verified=True, metrics=metrics or {"accuracy": accuracy, "f1_macro": accuracy / 2},
+        metadata={"n_params": 10}, submitted_at=when,
+    )
 
 
 def test_leaderboard_ranks_by_direction_and_breaks_ties_by_version():
@@ -99,9 +102,7 @@ def test_leaderboard_ranks_by_direction_and_breaks_ties_by_version():
     assert rows[0]["metadata"] == {"n_params": 10} and rows[0]["verified"] is True
     regression = PlaygroundSpec.model_validate({"task": "regression", "holdout": {"features": "f", "labels": "l"},
                                                 "primaryMetric": "rmse"})
-    subs = [_evaluated("x", 1, 0), _evaluated("y", 2, 0)]
-    subs[0]["status"]["metrics"] = {"rmse": 2.0}
-    subs[1]["status"]["metrics"] = {"rmse": 1.0}
+    subs = [_evaluated("x", 1, 0, metrics={"rmse": 2.0}), _evaluated("y", 2, 0, metrics={"rmse": 1.0})]
     assert [r["submission"] for r in leaderboard_rows(subs, regression)] == ["y", "x"]
 
 
@@ -124,7 +125,7 @@ def test_submitted_today_counts_only_this_members_competition_entries_today():
         _evaluated("c", 3, 0.5, track="experiment"),
         _evaluated("d", 4, 0.5, track="competition", submitter="bob"),
     ]
-    assert submitted_today(subs, submitter="ada", playground="pg", now=NOW) == 1
+    assert submitted_today(subs, submitter="ada", now=NOW) == 1
 
 
 def test_untrusted_metadata_is_bounded_to_short_scalars():
@@ -135,3 +136,66 @@ def test_untrusted_metadata_is_bounded_to_short_scalars():
     assert kept["n_params"] == 10 and kept["ok"] is True and len(kept["name"]) == 256
     assert "nested" not in kept and len(kept) <= MAX_METADATA_KEYS
     assert bounded_metadata(["not", "a", "dict"]) == {}
+
+
+def test_a_forged_status_is_rewritten_from_the_record():
+    record = _evaluated("a", 3, 0.5).model_copy(update={"evaluated_at": "2026-11-21T10:01:00Z"})
+    forged = {"phase": "Evaluated", "version": 1, "score": 1.0, "verified": True, "submitter": "mallory",
+              "metrics": {"accuracy": 1.0, "forged": 1.0}, "timings": {"submittedAt": "2026-11-21T10:00:00Z"}}
+    patch = status_sync_patch(forged, record)
+    assert patch["version"] == 3 and patch["submitter"] == "ada" and patch["score"] is None
+    assert patch["metrics"] == {"forged": None, "accuracy": 0.5, "f1_macro": 0.25}  # merge patch drops the extra key
+    shown = {**forged, **patch}
+    assert status_sync_patch({k: v for k, v in shown.items() if v is not None} | {
+        "metrics": record.metrics, "timings": patch["timings"]}, record) == {}
+
+
+def test_a_rejected_record_shows_no_version_or_score_whatever_the_status_claims():
+    record = SubmissionRecord(submission="b", uid="u", playground="pg", submitter="ada", phase="Rejected",
+                              reason="QuotaExceeded", message="quota")
+    patch = status_sync_patch({"phase": "Evaluated", "version": 7, "score": 0.99, "metrics": {"accuracy": 0.99}},
+                              record)
+    assert patch["phase"] == "Rejected" and patch["version"] is None and patch["score"] is None
+    assert patch["metrics"] is None
+
+
+# --- References: a Submission names only its submitter's uploads ----------------------------------
+
+PREFIX = "s3://podium/uploads/default/pg/ada/"
+
+
+def _refs(**source) -> SubmissionSpec:
+    return SubmissionSpec.model_validate({"playground": "pg", **source})
+
+
+def test_own_uploads_are_accepted():
+    assert reference_problem(_refs(predictions={"uri": f"{PREFIX}p-1a2b.npz"}), PREFIX) is None
+    spec = _refs(model={"uri": f"{PREFIX}m.tar.gz", "preprocessorUri": f"{PREFIX}preprocessors/s.tar.gz"})
+    assert reference_problem(spec, PREFIX) is None
+
+
+@pytest.mark.parametrize(("source", "field"), [
+    ({"predictions": {"uri": "s3://podium/holdouts/iris/labels.csv"}}, "predictions.uri"),
+    ({"model": {"uri": f"{PREFIX}m.tar.gz", "preprocessorUri": "s3://podium/podium-private/default/pg/split.json"}},
+     "model.preprocessorUri"),
+    ({"model": {"uri": "s3://podium/uploads/default/pg/bob/m.tar.gz"}}, "model.uri"),
+    ({"model": {"uri": "s3://podium/uploads/default/pg/ada-evil/m.tar.gz"}}, "model.uri"),  # a prefix of a name
+    ({"predictions": {"uri": "/etc/passwd"}}, "predictions.uri"),
+    ({"predictions": {"uri": "file:///work/labels.csv"}}, "predictions.uri"),
+    ({"predictions": {"uri": f"{PREFIX}../bob/p.npz"}}, "predictions.uri"),
+    ({"predictions": {"uri": f"{PREFIX}p.npz?versionId=1"}}, "predictions.uri"),
+    ({"predictions": {"uri": f"{PREFIX}"}}, "predictions.uri"),
+])
+def test_anything_else_is_rejected_naming_the_field(source, field):
+    rejection = reference_problem(_refs(**source), PREFIX)
+    assert rejection is not None and rejection.reason == "ForeignReference"
+    assert rejection.message.startswith(f"{field}: ") and PREFIX in rejection.message
+
+
+@given(st.lists(st.text(st.characters(codec="ascii", exclude_characters="/?#\\"), min_size=1, max_size=8),
+                min_size=1, max_size=4))
+def test_a_key_below_the_prefix_is_accepted_exactly_when_no_segment_can_be_normalised_away(segments):
+    uri = PREFIX + "/".join(segments)
+    accepted = reference_problem(_refs(predictions={"uri": uri}), PREFIX) is None
+    normalisable = any(s in (".", "..") for s in segments) or any(ord(c) < 32 for s in segments for c in s)
+    assert accepted == (not normalisable)

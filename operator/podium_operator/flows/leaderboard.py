@@ -10,6 +10,7 @@ from podium.api.playground import PlaygroundSpec
 from podium.evaluation.wire import MAX_RESULT_BYTES, PrivateResult
 from podium_operator import k8s, metrics
 from podium_operator.controller import Controller
+from podium_operator.flows.records import playground_records
 from podium_operator.reconcile.leaderboard import leaderboard_rows
 from podium_operator.reconcile.playground import competition_closed
 from podium_operator.reconcile.validation import parse_spec
@@ -30,7 +31,7 @@ async def _private_scores(ctl: Controller, namespace: str, playground: str, name
 
 
 async def refresh_leaderboard(ctl: Controller, namespace: str, name: str) -> None:
-    """Recompute the boards from every Submission; serialised per playground so no update is lost.
+    """Recompute the boards from the operator's records; serialised per playground so no update is lost.
 
     Refreshes coalesce: a caller that finds one already queued returns at once, since the queued one
     lists the Submissions after the caller's own status change. A burst of N finishing submissions
@@ -48,18 +49,19 @@ async def refresh_leaderboard(ctl: Controller, namespace: str, name: str) -> Non
         spec, _ = parse_spec(PlaygroundSpec, playground.get("spec") or {})
         if spec is None:
             return
-        submissions = [s for s in await ctl.kube.list(k8s.SUBMISSIONS, namespace)
-                       if (s.get("spec") or {}).get("playground") == name]
-        public = leaderboard_rows(submissions, spec, limit=spec.leaderboard_size)
+        # The records say what was decided; the list of Submissions only which ones still exist.
+        alive = {s["metadata"]["uid"] for s in await ctl.kube.list(k8s.SUBMISSIONS, namespace)}
+        records = [r for r in await playground_records(ctl, namespace, name) if r.uid in alive]
+        public = leaderboard_rows(records, spec, limit=spec.leaderboard_size)
         patch: dict[str, Any] = {
             "leaderboard": public,
-            "submissionCount": sum(1 for s in submissions if (s.get("status") or {}).get("version") is not None),
+            "submissionCount": sum(1 for r in records if r.version is not None),
         }
         if competition_closed(spec, utcnow()):
-            names = [s["metadata"]["name"] for s in submissions if (s.get("spec") or {}).get("track") == "competition"]
+            names = [r.submission for r in records if r.track == "competition" and r.phase == "Evaluated"]
             private = await _private_scores(ctl, namespace, name, names)
             patch["privateLeaderboard"] = leaderboard_rows(
-                submissions, spec, private_scores=private, limit=spec.leaderboard_size)
+                records, spec, private_scores=private, limit=spec.leaderboard_size)
         if public:
             metrics.BEST_SCORE.labels(namespace, name).set(public[0]["score"])
         await ctl.patch_status(k8s.PLAYGROUNDS, playground, patch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,25 +17,41 @@ from podium_operator.reconcile.playground import reconcile_playground as reconci
 from podium_operator.reconcile.validation import parse_spec
 
 
-def _holdout_split(features: str, labels: str, spec: PlaygroundSpec, split_uri: str) -> dict[str, Any]:
-    """Runs in a worker thread: check the holdout is readable, split it, store the split privately."""
+def _holdout_split(spec: PlaygroundSpec, private_prefix: str) -> dict[str, Any]:
+    """Runs in a worker thread: copy the holdout below the operator-only prefix, split it, store the split.
+
+    Evaluations read only the copy (``status.holdout``): the source may change, or be a local path no
+    Job can read, and a Job is never pointed at the participant-facing source.
+    """
     from podium import data, storage
     from podium.split import compute_split
 
+    features, labels = spec.holdout.features, spec.holdout.labels
     if not storage.exists(features):
         raise FileNotFoundError(f"holdout.features: {features} does not exist or is not readable by the operator")
     with tempfile.TemporaryDirectory() as scratch:
-        local = storage.download(labels, Path(scratch) / Path(labels).name)
-        y = data.read_labels(local)
-    if len(y) == 0:
-        raise ValueError(f"holdout.labels: {labels} holds no rows")
-    result: dict[str, Any] = {"holdoutRows": len(y)}
+        local_features = storage.download(features, Path(scratch) / "features" / storage.parse(features).name)
+        local_labels = storage.download(labels, Path(scratch) / "labels" / storage.parse(labels).name)
+        y = data.read_labels(local_labels)
+        if len(y) == 0:
+            raise ValueError(f"holdout.labels: {labels} holds no rows")
+        digest = hashlib.sha256()
+        for path in (local_features, local_labels):
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+        sha = digest.hexdigest()
+        snapshot = f"{private_prefix}/holdout/{sha[:16]}"  # content-addressed: never reused for other data
+        result: dict[str, Any] = {"holdoutRows": len(y), "holdout": {
+            "features": storage.upload(local_features, f"{snapshot}/features{local_features.suffix}"),
+            "labels": storage.upload(local_labels, f"{snapshot}/labels{local_labels.suffix}"),
+            "sourceFeatures": features, "sourceLabels": labels, "sha256": sha,
+        }}
     if spec.competition is not None:
         competition = spec.competition
         split = compute_split(
             y, private_fraction=competition.private_fraction, seed=competition.seed,
             stratify=spec.task == "classification",
         )
+        split_uri = f"{private_prefix}/split.json"
         storage.write_bytes(split_uri, split.to_json().encode())
         result["split"] = {
             "uri": split_uri, "publicRows": len(split.public), "privateRows": len(split.private),
@@ -44,6 +61,9 @@ def _holdout_split(features: str, labels: str, spec: PlaygroundSpec, split_uri: 
 
 
 def _split_is_current(status: dict[str, Any], spec: PlaygroundSpec) -> bool:
+    snapshot = status.get("holdout") or {}
+    if (snapshot.get("sourceFeatures"), snapshot.get("sourceLabels")) != (spec.holdout.features, spec.holdout.labels):
+        return False
     split = status.get("split") or {}
     if spec.competition is None:
         return not split and status.get("holdoutRows") is not None
@@ -61,10 +81,7 @@ async def reconcile_playground(ctl: Controller, playground: dict[str, Any]) -> d
     problem = None
     if spec is not None and not _split_is_current(status, spec):
         try:
-            holdout = await asyncio.to_thread(
-                _holdout_split, spec.holdout.features, spec.holdout.labels, spec,
-                ctl.config.split_uri(namespace, name),
-            )
+            holdout = await asyncio.to_thread(_holdout_split, spec, ctl.config.private_prefix(namespace, name))
         except (OSError, ValueError) as error:
             problem = str(error)
     outcome = reconcile_playground_status(

@@ -3,36 +3,46 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime
 import logging
 from typing import Any
 
-from podium.api.meta import condition_is_true, format_time, parse_time, utcnow
+from podium.api.meta import condition_is_true, format_time, utcnow
 from podium.api.playground import PlaygroundSpec
-from podium.api.submission import TERMINAL_PHASES, SubmissionSpec
-from podium.evaluation.wire import MAX_RESULT_BYTES, PublicResult
+from podium.api.submission import SubmissionSpec
+from podium.evaluation.wire import MAX_RESULT_BYTES, InvalidResult, PublicResult
+from podium.uri import ANONYMOUS
 from podium_operator import k8s, metrics
 from podium_operator.controller import Controller
 from podium_operator.flows.leaderboard import refresh_leaderboard
+from podium_operator.flows.records import get_record, playground_records, put_record
 from podium_operator.reconcile.conditions import set_condition
 from podium_operator.reconcile.evaluation_jobs import (
     EvaluationPlan,
+    Step,
     evaluation_job,
     evaluation_volume,
     job_name,
+    object_access,
     sandbox_network_policy,
     volume_name,
 )
+from podium_operator.reconcile.records import RecordPhase, SubmissionRecord, status_sync_patch
 from podium_operator.reconcile.submission import (
     admission_problem,
     bounded_metadata,
     failure_message,
     next_action,
+    reference_problem,
     submitted_today,
 )
 from podium_operator.reconcile.validation import parse_spec
 from podium_operator.settings import SUBMITTER_ANNOTATION
 
 logger = logging.getLogger(__name__)
+# A Job may wait in a queue before it starts: its URLs outlive its deadline by this much.
+PRESIGN_MARGIN_SECONDS = 3600
 
 
 async def _still_unrecorded(ctl: Controller, namespace: str, pending: dict[str, int], current: str) -> dict[str, int]:
@@ -45,7 +55,10 @@ async def _still_unrecorded(ctl: Controller, namespace: str, pending: dict[str, 
             ctl.recorded_versions.discard((namespace, submission))  # dropped from the map: forget it too
             continue
         other = await ctl.kube.get(k8s.SUBMISSIONS, namespace, submission)  # only after a restart
-        if other is not None and (other.get("status") or {}).get("version") is None:
+        if other is None:
+            continue
+        record = await get_record(ctl, namespace, other["metadata"]["uid"])
+        if record is None or record.version != int(version):
             kept[submission] = int(version)
     return kept
 
@@ -78,56 +91,64 @@ async def _assign_version(ctl: Controller, playground: dict[str, Any], submissio
     raise RuntimeError(f"could not assign a version in playground {name}: too many concurrent writers")
 
 
-def _status_base(submission: dict[str, Any]) -> dict[str, Any]:
-    return dict(submission.get("status") or {})
+def _new_record(submission: dict[str, Any]) -> SubmissionRecord:
+    """The record of a Submission the operator has not decided on yet (its spec as written, maybe invalid)."""
+    meta, spec = submission["metadata"], submission.get("spec") or {}
+    return SubmissionRecord(
+        submission=meta["name"], uid=meta["uid"], playground=str(spec.get("playground") or ""),
+        track=str(spec.get("track") or "experiment"), phase="Evaluating",
+        submitter=(meta.get("annotations") or {}).get(SUBMITTER_ANNOTATION) or ANONYMOUS,
+    )
+
+
+async def _show(ctl: Controller, submission: dict[str, Any], record: SubmissionRecord,
+                extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write the status from the record (plus ``extra``); a forged status is overwritten, never believed."""
+    patch = {**status_sync_patch(submission.get("status"), record), **(extra or {})}
+    return await ctl.patch_status(k8s.SUBMISSIONS, submission, patch) if patch else submission
 
 
 async def _finish(
-    ctl: Controller, submission: dict[str, Any], *, phase: str, reason: str, message: str, extra: dict | None = None
+    ctl: Controller, submission: dict[str, Any], *, phase: RecordPhase, reason: str, message: str,
+    extra: dict | None = None,
 ) -> None:
-    status = _status_base(submission)
+    """Record the outcome first (the authority), then show it in the status and post an Event."""
+    meta = submission["metadata"]
+    namespace = meta["namespace"]
     now = utcnow()
+    outcome = {k: v for k, v in (extra or {}).items() if k in ("metrics", "score", "metadata", "framework")}
+    record = await get_record(ctl, namespace, meta["uid"]) or _new_record(submission)
+    record = await put_record(ctl, namespace, record.finished(phase=phase, reason=reason, message=message, now=now,
+                                                              **outcome))
     conditions = set_condition(
-        status.get("conditions"), type_="Ready", status=phase == "Evaluated", reason=reason, message=message,
-        now=now, generation=submission["metadata"].get("generation"),
+        (submission.get("status") or {}).get("conditions"), type_="Ready", status=phase == "Evaluated",
+        reason=reason, message=message, now=now, generation=meta.get("generation"),
     )
-    patch: dict[str, Any] = {
-        "phase": phase,
-        "conditions": conditions,
-        "observedGeneration": submission["metadata"].get("generation"),
-        "message": message,
-        **(extra or {}),
-    }
-    timings = dict(status.get("timings") or {})
-    timings["evaluatedAt"] = format_time(now)
-    if timings.get("submittedAt"):
-        started = parse_time(timings["submittedAt"])
-        timings["durationSeconds"] = round((now - started).total_seconds(), 3)
-        metrics.EVALUATION_SECONDS.labels(
-            submission["metadata"]["namespace"], submission["spec"].get("playground", ""), phase
-        ).observe(timings["durationSeconds"])
-    patch["timings"] = timings
-    await ctl.patch_status(k8s.SUBMISSIONS, submission, patch)
-    metrics.SUBMISSIONS.labels(submission["metadata"]["namespace"], submission["spec"].get("playground", ""), phase).inc()
+    await _show(ctl, submission, record, {"conditions": conditions, "observedGeneration": meta.get("generation")})
+    if record.duration_seconds is not None:
+        metrics.EVALUATION_SECONDS.labels(namespace, record.playground, phase).observe(record.duration_seconds)
+    metrics.SUBMISSIONS.labels(namespace, record.playground, phase).inc()
     ctl.post_event(submission, "Normal" if phase == "Evaluated" else "Warning", reason, message)
 
 
 def _plan(
-    ctl: Controller, submission: dict[str, Any], spec: SubmissionSpec, playground: dict[str, Any], pg: PlaygroundSpec
+    ctl: Controller, submission: dict[str, Any], record: SubmissionRecord, spec: SubmissionSpec,
+    playground: dict[str, Any], pg: PlaygroundSpec,
 ) -> EvaluationPlan:
     namespace = submission["metadata"]["namespace"]
     name = submission["metadata"]["name"]
     pg_name = playground["metadata"]["name"]
     split = (playground.get("status") or {}).get("split") or {}
+    snapshot = (playground.get("status") or {}).get("holdout") or {}
     return EvaluationPlan(
         namespace=namespace,
         submission=submission,
         playground=pg_name,
-        version=int(submission["status"]["version"]),
+        version=int(record.version or 0),
         task=pg.task,
         class_labels=tuple(pg.class_labels or ()),
-        features_uri=pg.holdout.features,
-        labels_uri=pg.holdout.labels,
+        features_uri=snapshot.get("features") or pg.holdout.features,  # the operator's copy (see flows.playground)
+        labels_uri=snapshot.get("labels") or pg.holdout.labels,
         split_uri=split.get("uri") or None,
         results_uri=ctl.config.results_uri(namespace, pg_name, name),
         private_uri=ctl.config.private_scores_uri(namespace, pg_name, name),
@@ -138,49 +159,44 @@ def _plan(
         cpu=pg.evaluation.resources.cpu,
         memory=pg.evaluation.resources.memory,
         timeout_seconds=pg.evaluation.timeout_seconds,
-        object_store_secret=ctl.config.object_store_secret,
-        object_store_env=ctl.config.object_store_env,
     )
 
 
 async def _admit(ctl: Controller, submission: dict[str, Any], spec: SubmissionSpec, playground: dict[str, Any],
-                 pg: PlaygroundSpec) -> dict[str, Any] | None:
-    """Reject, or assign a version and move to Evaluating. Returns the updated Submission (None if rejected)."""
+                 pg: PlaygroundSpec) -> SubmissionRecord | None:
+    """Reject, or assign a version and move to Evaluating. Returns the new record (None if rejected)."""
     namespace = submission["metadata"]["namespace"]
     pg_name = playground["metadata"]["name"]
-    submitter = (submission["metadata"].get("annotations") or {}).get(SUBMITTER_ANNOTATION) or "anonymous"
+    record = _new_record(submission)
     now = utcnow()
     async with ctl.playground_locks[(namespace, pg_name)]:
         today = 0
-        if spec.track == "competition":  # only competitions have quotas
-            same_namespace = await ctl.kube.list(k8s.SUBMISSIONS, namespace)
-            today = submitted_today(same_namespace, submitter=submitter, playground=pg_name, now=now)
-        rejection = admission_problem(
-            spec, pg, playground_closed=bool((playground.get("status") or {}).get("competitionClosed")),
-            submitter=submitter, submitted_today=today, now=now,
-        )
+        if spec.track == "competition":  # only competitions have quotas, counted from the records
+            today = submitted_today(await playground_records(ctl, namespace, pg_name), submitter=record.submitter,
+                                    now=now)
+        rejection = reference_problem(spec, ctl.config.upload_prefix(namespace, pg_name, record.submitter)) or (
+            admission_problem(
+                spec, pg, playground_closed=bool((playground.get("status") or {}).get("competitionClosed")),
+                submitter=record.submitter, submitted_today=today, now=now,
+            ))
         if rejection is not None:
-            await _finish(ctl, submission, phase="Rejected", reason=rejection.reason, message=rejection.message,
-                          extra={"submitter": submitter})
+            await _finish(ctl, submission, phase="Rejected", reason=rejection.reason, message=rejection.message)
             return None
         fresh_playground = await ctl.kube.get(k8s.PLAYGROUNDS, namespace, pg_name) or playground
         version = await _assign_version(ctl, fresh_playground, submission["metadata"]["name"])
-        status = {
-            "phase": "Evaluating",
-            "version": version,
-            "submitter": submitter,
-            "verified": spec.model is not None,
-            "timings": {"submittedAt": format_time(now), "startedAt": format_time(now)},
-            "observedGeneration": submission["metadata"].get("generation"),
+        record = await put_record(ctl, namespace, record.model_copy(update={
+            "playground": pg_name, "version": version, "verified": spec.model is not None,
+            "submitted_at": format_time(now), "message": f"version {version} is being evaluated"}))
+        generation = submission["metadata"].get("generation")
+        await _show(ctl, submission, record, {
+            "observedGeneration": generation,
             "conditions": set_condition(None, type_="Ready", status=False, reason="Evaluating",
-                                        message=f"version {version} is being evaluated", now=now,
-                                        generation=submission["metadata"].get("generation")),
-        }
-        updated = await ctl.patch_status(k8s.SUBMISSIONS, submission, status)
+                                        message=record.message, now=now, generation=generation),
+        })
         ctl.recorded_versions.add((namespace, submission["metadata"]["name"]))
     metrics.SUBMISSIONS.labels(namespace, pg_name, "Evaluating").inc()
     ctl.post_event(submission, "Normal", "Accepted", f"version {version} of playground {pg_name}")
-    return updated
+    return record
 
 
 async def _ensure_sandbox_policy(ctl: Controller, namespace: str) -> None:
@@ -190,18 +206,42 @@ async def _ensure_sandbox_policy(ctl: Controller, namespace: str) -> None:
 
 
 async def _read_result(uri: str) -> PublicResult:
-    """The score step's public result file; a PodiumError saying what is wrong when it is missing or bad."""
+    """The score step's public result file, strictly read; :class:`InvalidResult` when it is bad for good.
+
+    A file too large or not a valid result (not JSON, a non-finite number, the wrong shape) raises
+    InvalidResult: reading it again cannot help. Errors that may pass (the object store unreachable,
+    credentials, the object not there yet) stay a StorageError, so the reconcile is retried.
+    """
+    from podium import storage
+    from podium.errors import NotFound, StorageError
+
+    try:
+        data = await asyncio.to_thread(storage.read_bytes, uri, limit=MAX_RESULT_BYTES)
+    except StorageError as error:
+        if isinstance(error, NotFound) or error.field != "uri":
+            raise
+        raise InvalidResult(error.problem, field=None, hint=error.hint) from None  # e.g. over the limit
+    return PublicResult.from_json(data, source=uri)
+
+
+async def _presigned(plan: EvaluationPlan, step: Step) -> EvaluationPlan:
+    """The plan with a short-lived presigned URL for each object ``step`` reads or writes (its only access)."""
     from podium import storage
 
-    return PublicResult.from_json(
-        await asyncio.to_thread(storage.read_bytes, uri, limit=MAX_RESULT_BYTES), source=uri)
+    expires = datetime.timedelta(seconds=plan.timeout_seconds + PRESIGN_MARGIN_SECONDS)
+
+    def sign() -> tuple[tuple[str, str], ...]:
+        return tuple((f"{method} {uri}", storage.presign(uri, method=method, expires=expires))  # type: ignore[arg-type]
+                     for method, uri in object_access(plan, step))
+
+    return dataclasses.replace(plan, urls=await asyncio.to_thread(sign))
 
 
-async def _advance(ctl: Controller, submission: dict[str, Any], spec: SubmissionSpec, playground: dict[str, Any],
-                   pg: PlaygroundSpec) -> bool:
+async def _advance(ctl: Controller, submission: dict[str, Any], record: SubmissionRecord, spec: SubmissionSpec,
+                   playground: dict[str, Any], pg: PlaygroundSpec) -> bool:
     """Create the next Job, or record the outcome. True when the submission reached a final phase."""
     namespace = submission["metadata"]["namespace"]
-    plan = _plan(ctl, submission, spec, playground, pg)
+    plan = _plan(ctl, submission, record, spec, playground, pg)
     jobs = {step: await ctl.kube.get(k8s.JOBS, namespace, job_name(plan.name, step)) for step in plan.steps()}
     action = next_action(plan.steps(), jobs)
     if action.kind == "create":
@@ -209,6 +249,7 @@ async def _advance(ctl: Controller, submission: dict[str, Any], spec: Submission
         if action.step == "stage":
             await _ensure_sandbox_policy(ctl, namespace)
             await ctl.kube.create_if_absent(k8s.PVCS, namespace, evaluation_volume(plan))
+        plan = await _presigned(plan, action.step)
         await ctl.kube.create_if_absent(k8s.JOBS, namespace, evaluation_job(plan, action.step))
         await ctl.patch_status(k8s.SUBMISSIONS, submission, {"jobs": {"evaluation": job_name(plan.name, action.step)}})
         return False
@@ -223,7 +264,12 @@ async def _advance(ctl: Controller, submission: dict[str, Any], spec: Submission
         message = failure_message(action.step, job, pods[-1] if pods else None)
         await _finish(ctl, submission, phase="Failed", reason="EvaluationFailed", message=message)
         return True
-    result = await _read_result(plan.results_uri)
+    try:
+        result = await _read_result(plan.results_uri)
+    except InvalidResult as error:  # retrying cannot help: fail once, saying why
+        await _finish(ctl, submission, phase="Failed", reason="InvalidResult",
+                      message=f"The score step's result could not be used: {error}")
+        return True
     public = result.public
     metadata = bounded_metadata(result.metadata)
     score = public.get(pg.primary_metric)
@@ -237,32 +283,36 @@ async def _advance(ctl: Controller, submission: dict[str, Any], spec: Submission
 
 
 async def reconcile_submission(ctl: Controller, namespace: str, name: str) -> str:
-    """Level-based: look at the Submission and its Jobs, take the next step. Returns what happened."""
+    """Level-based: look at the Submission, its record and its Jobs, take the next step. Returns what happened."""
     async with ctl.submission_locks[(namespace, name)]:
         submission = await ctl.kube.get(k8s.SUBMISSIONS, namespace, name)
-        if submission is None or (submission.get("status") or {}).get("phase") in TERMINAL_PHASES:
+        if submission is None:
             return "done"
         if submission["metadata"].get("deletionTimestamp"):
             return "deleting"
+        record = await get_record(ctl, namespace, submission["metadata"]["uid"])
+        if record is not None and record.terminal:
+            await _show(ctl, submission, record)  # decided: only a status that disagrees is rewritten
+            return "done"
         spec, problem = parse_spec(SubmissionSpec, submission.get("spec") or {})
         if spec is None:
             await _finish(ctl, submission, phase="Rejected", reason="InvalidSpec", message=problem)
             return "rejected"
-        playground = await ctl.kube.get(k8s.PLAYGROUNDS, namespace, spec.playground)
+        pg_name = record.playground if record is not None else spec.playground  # admitted: it stays there
+        playground = await ctl.kube.get(k8s.PLAYGROUNDS, namespace, pg_name)
         pg, _ = parse_spec(PlaygroundSpec, (playground or {}).get("spec") or {})
         if playground is None or pg is None or not condition_is_true(playground):
-            waiting = f"waiting for playground {spec.playground} to exist and be Ready"
+            waiting = f"waiting for playground {pg_name} to exist and be Ready"
             if (submission.get("status") or {}).get("message") != waiting:
                 await ctl.patch_status(k8s.SUBMISSIONS, submission, {"phase": "Pending", "message": waiting})
             return "waiting"
-        if (submission.get("status") or {}).get("version") is None:
-            admitted = await _admit(ctl, submission, spec, playground, pg)
-            if admitted is None:
+        if record is None:
+            record = await _admit(ctl, submission, spec, playground, pg)
+            if record is None:
                 return "rejected"
-            submission = admitted
-        finished = await _advance(ctl, submission, spec, playground, pg)
+        finished = await _advance(ctl, submission, record, spec, playground, pg)
         ctl.track((namespace, name), not finished)
     if finished:
-        await refresh_leaderboard(ctl, namespace, spec.playground)
+        await refresh_leaderboard(ctl, namespace, pg_name)
         return "finished"
     return "progressing"

@@ -27,6 +27,7 @@ from podium.evaluation.wire import (
     OUT_DIR,
     PREDICTIONS_PATH,
     PREPROCESSOR_DIR,
+    STAGED_OUT,
     PredictArgs,
     ScoreArgs,
     StageArgs,
@@ -73,10 +74,11 @@ class EvaluationPlan:
     cpu: str
     memory: str
     timeout_seconds: int
-    object_store_secret: str
-    object_store_env: tuple[tuple[str, str], ...] = ()  # plain settings (endpoint, bucket, region)
     volume_size: str = "2Gi"
     preprocessor_uri: str | None = None  # a preprocessor submitted apart from the model
+    # The trusted steps get no object-store credentials: only a presigned URL per object they read or
+    # write (by "METHOD uri", see object_access), so they can reach nothing else.
+    urls: tuple[tuple[str, str], ...] = ()
 
     @property
     def name(self) -> str:
@@ -84,6 +86,21 @@ class EvaluationPlan:
 
     def steps(self) -> tuple[Step, ...]:
         return ("score",) if self.model_uri is None else ("stage", "predict", "score")
+
+    def url(self, uri: str, method: str = "GET") -> str:
+        """The presigned URL a Job is given for ``uri`` (the URI itself where none was signed)."""
+        return dict(self.urls).get(f"{method} {uri}", uri)
+
+
+def object_access(plan: EvaluationPlan, step: Step) -> list[tuple[str, str]]:
+    """``(method, uri)`` of every object ``step`` reads or writes: exactly what the operator presigns for it."""
+    if step == "stage":
+        reads = [plan.model_uri, plan.preprocessor_uri, plan.features_uri]
+        return [("GET", uri) for uri in reads if uri]
+    if step == "predict":
+        return []  # no network at all
+    reads = [plan.predictions_uri, plan.labels_uri, plan.split_uri]
+    return [("GET", uri) for uri in reads if uri] + [("PUT", plan.results_uri), ("PUT", plan.private_uri)]
 
 
 def job_name(submission: str, step: Step) -> str:
@@ -107,15 +124,6 @@ def _metadata(plan: EvaluationPlan, name: str, step: str) -> dict[str, Any]:
     }
 
 
-def _credentials_env(plan: EvaluationPlan) -> list[dict[str, Any]]:
-    secret_keys = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-    env: list[dict[str, Any]] = [
-        {"name": key, "valueFrom": {"secretKeyRef": {"name": plan.object_store_secret, "key": key}}}
-        for key in secret_keys
-    ]
-    return env + [{"name": key, "value": value} for key, value in plan.object_store_env]
-
-
 def _resources(plan: EvaluationPlan) -> dict[str, Any]:
     amounts = {"cpu": plan.cpu, "memory": plan.memory}
     return {"requests": dict(amounts), "limits": dict(amounts)}
@@ -137,20 +145,33 @@ def step_args(plan: EvaluationPlan, step: Step) -> StepArgs:
     """The arguments of ``step``'s container, as the step itself parses them."""
     if step == "stage":
         assert plan.model_uri is not None
-        return StageArgs(artifact=plan.model_uri, features=plan.features_uri, dest=Path(DATA),
-                         preprocessor=plan.preprocessor_uri or None)
+        return StageArgs(artifact=plan.url(plan.model_uri), features=plan.url(plan.features_uri), dest=Path(DATA),
+                         preprocessor=plan.url(plan.preprocessor_uri) if plan.preprocessor_uri else None)
     if step == "predict":
         return PredictArgs(artifact=Path(MODEL_DIR), features=Path(staged_features_path(plan.features_uri)),
                            out=Path(OUT_DIR), preprocessor=Path(PREPROCESSOR_DIR) if plan.preprocessor_uri else None)
     return ScoreArgs(
-        predictions=plan.predictions_uri or PREDICTIONS_PATH, labels=plan.labels_uri, task=plan.task,  # type: ignore[arg-type]
-        class_labels=list(plan.class_labels), results=plan.results_uri, private=plan.private_uri,
-        split=plan.split_uri or None, metadata=Path(METADATA_PATH) if plan.model_uri is not None else None,
+        predictions=plan.url(plan.predictions_uri) if plan.predictions_uri else PREDICTIONS_PATH,
+        labels=plan.url(plan.labels_uri), task=plan.task,  # type: ignore[arg-type]
+        class_labels=list(plan.class_labels), results=plan.url(plan.results_uri, "PUT"),
+        private=plan.url(plan.private_uri, "PUT"), split=plan.url(plan.split_uri) if plan.split_uri else None,
+        metadata=Path(METADATA_PATH) if plan.model_uri is not None else None,
     )
 
 
 def _step_command(plan: EvaluationPlan, step: Step) -> list[str]:
     return ["python", "-m", STEP_MODULES[step], *step_args(plan, step).to_argv()]
+
+
+def _data_mounts(step: Step) -> list[dict[str, Any]]:
+    """Only the stage step writes the volume; the predict step writes only ``out/`` — a mount point, so it
+    cannot replace the directory the score step reads with a link — and the score step writes nothing there."""
+    if step == "stage":
+        return [{"name": "data", "mountPath": DATA}]
+    mounts: list[dict[str, Any]] = [{"name": "data", "mountPath": DATA, "readOnly": True}]
+    if step == "predict":
+        mounts.append({"name": "data", "mountPath": OUT_DIR, "subPath": STAGED_OUT})
+    return mounts
 
 
 def evaluation_job(plan: EvaluationPlan, step: Step) -> dict[str, Any]:
@@ -163,11 +184,11 @@ def evaluation_job(plan: EvaluationPlan, step: Step) -> dict[str, Any]:
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": _restricted_security(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-        "env": [] if untrusted else _credentials_env(plan),
+        "env": [],  # no credentials, no settings: every object a step needs is a presigned URL in its args
     }
     volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
     if plan.model_uri is not None:
-        container["volumeMounts"].append({"name": "data", "mountPath": DATA})
+        container["volumeMounts"] += _data_mounts(step)
         volumes.append({"name": "data", "persistentVolumeClaim": {"claimName": volume_name(plan.name)}})
     pod_labels = _labels(plan, step) | ({SANDBOX_LABEL: "true"} if untrusted else {})
     return {

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from podium.api.playground import PlaygroundSpec
 from podium.evaluation.wire import finite_metrics
+from podium_operator.reconcile.records import SubmissionRecord
 
 # Metadata keys worth a leaderboard column; the full metadata stays on the Submission.
 KEY_METADATA = ("model_type", "estimator_type", "n_layers", "n_params", "n_trainable_params", "opset", "model_size_bytes")
 
 
 def leaderboard_rows(
-    submissions: list[dict[str, Any]],
+    records: Iterable[SubmissionRecord],
     playground: PlaygroundSpec,
     *,
     private_scores: dict[str, dict[str, float]] | None = None,
@@ -20,45 +22,42 @@ def leaderboard_rows(
 ) -> list[dict[str, Any]]:
     """Rows for the public board, or for the private one when ``private_scores`` (by submission) is given.
 
-    Ties go to the earlier version, so resubmitting an identical model never overtakes the original.
+    Ranked from the operator's records only (never from a status someone could write). Ties go to the
+    earlier version, so resubmitting an identical model never overtakes the original.
     """
     metric = playground.primary_metric
     sign = -1.0 if playground.direction == "maximize" else 1.0
     candidates = []
-    for item in submissions:
-        status = item.get("status") or {}
-        name = item["metadata"]["name"]
-        if status.get("phase") != "Evaluated" or status.get("version") is None:
+    for record in records:
+        if record.phase != "Evaluated" or record.version is None:
             continue
         if private_scores is not None:
-            if item["spec"].get("track") != "competition" or name not in private_scores:
+            if record.track != "competition" or record.submission not in private_scores:
                 continue
-            metrics = finite_metrics(private_scores[name])
+            metrics = finite_metrics(private_scores[record.submission])
         else:
-            metrics = finite_metrics(status.get("metrics"))
+            metrics = finite_metrics(record.metrics)
         score = metrics.get(metric)
         if score is None:
             continue
-        candidates.append((sign * score, status["version"], item, metrics, score))
+        candidates.append((sign * score, record.version, record, metrics, score))
     candidates.sort(key=lambda entry: (entry[0], entry[1]))
     rows = []
-    for rank, (_, version, item, metrics, score) in enumerate(candidates[: limit or len(candidates)], start=1):
-        status = item["status"]
-        metadata = status.get("metadata") or {}
+    for rank, (_, version, record, metrics, score) in enumerate(candidates[: limit or len(candidates)], start=1):
         rows.append(
             {
                 "rank": rank,
                 "version": version,
-                "submission": item["metadata"]["name"],
-                "submitter": status.get("submitter") or "",
-                "track": item["spec"].get("track", "experiment"),
+                "submission": record.submission,
+                "submitter": record.submitter,
+                "track": record.track,
                 "score": score,
                 "metrics": metrics,
-                "metadata": {k: metadata[k] for k in KEY_METADATA if k in metadata},
-                "framework": status.get("framework") or "",
-                "verified": bool(status.get("verified")),
-                "submittedAt": (status.get("timings") or {}).get("submittedAt"),
-                "evaluatedAt": (status.get("timings") or {}).get("evaluatedAt"),
+                "metadata": {k: record.metadata[k] for k in KEY_METADATA if k in record.metadata},
+                "framework": record.framework or "",
+                "verified": record.verified,
+                "submittedAt": record.submitted_at,
+                "evaluatedAt": record.evaluated_at,
             }
         )
     return [{k: v for k, v in row.items() if v is not None} for row in rows]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -10,13 +11,44 @@ from typing import Any, Literal
 from podium.api.meta import parse_time
 from podium.api.playground import PlaygroundSpec
 from podium.api.submission import SubmissionSpec
+from podium.uri import outside_prefix
 from podium_operator.reconcile.evaluation_jobs import Step
+from podium_operator.reconcile.records import SubmissionRecord
 
 
 @dataclass(frozen=True)
 class Rejection:
     reason: str  # CamelCase, for conditions and Events
     message: str
+
+
+def references(spec: SubmissionSpec) -> list[tuple[str, str]]:
+    """``(field, uri)`` of every object the Submission names (what the trusted steps would fetch)."""
+    found: list[tuple[str, str]] = []
+    if spec.model is not None:
+        found.append(("model.uri", spec.model.uri))
+        if spec.model.preprocessor_uri:
+            found.append(("model.preprocessorUri", spec.model.preprocessor_uri))
+    if spec.predictions is not None:
+        found.append(("predictions.uri", spec.predictions.uri))
+    return found
+
+
+def reference_problem(spec: SubmissionSpec, prefix: str) -> Rejection | None:
+    """A Submission names only objects below its submitter's upload prefix (see podium.uri.upload_prefix).
+
+    The stage and score steps fetch what it names with the operator's access: anything else — a holdout,
+    the stored split, another participant's upload or private score — would be read on its behalf.
+    """
+    for field, uri in references(spec):
+        why = outside_prefix(uri, prefix)
+        if why is not None:
+            return Rejection(
+                "ForeignReference",
+                f"{field}: {why}; a Submission may name only objects its submitter uploaded, below {prefix} "
+                "(the SDK's submit_model and submit_predictions upload there)",
+            )
+    return None
 
 
 def admission_problem(
@@ -119,37 +151,46 @@ def failure_message(step: Step, job: dict[str, Any], pod: dict[str, Any] | None)
     return f"{prefix}: {detail}" if detail else f"{prefix}."
 
 
-def submitted_today(submissions: list[dict[str, Any]], *, submitter: str, playground: str, now: datetime) -> int:
-    """Competition submissions by this member that already hold a version, today (UTC)."""
+def submitted_today(records: Iterable[SubmissionRecord], *, submitter: str, now: datetime) -> int:
+    """Competition submissions by this member that were given a version today (UTC), from the records."""
     day = now.date()
-    count = 0
-    for item in submissions:
-        status = item.get("status") or {}
-        spec = item.get("spec") or {}
-        if spec.get("playground") != playground or spec.get("track") != "competition":
-            continue
-        if status.get("submitter") != submitter or status.get("version") is None:
-            continue
-        submitted = (status.get("timings") or {}).get("submittedAt")
-        if submitted and parse_time(submitted).date() == day:
-            count += 1
-    return count
+    return sum(1 for record in records
+               if record.track == "competition" and record.submitter == submitter and record.version is not None
+               and record.submitted_at is not None and parse_time(record.submitted_at).date() == day)
 
 
 MAX_METADATA_KEYS = 200
 MAX_METADATA_TEXT = 256
 
 
+def _status_number(value: int | float) -> bool:
+    """A number a status holds as it is: finite (NaN breaks every client's JSON), an int within int64."""
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    return math.isfinite(value)
+
+
 def bounded_metadata(raw: Any) -> dict[str, Any]:
-    """Metadata comes from the untrusted predict step: keep scalars only, few keys, short strings."""
+    """Metadata comes from the untrusted predict step: keep scalars only (finite numbers), few keys, short strings."""
     if not isinstance(raw, dict):
         return {}
     kept: dict[str, Any] = {}
     for key, value in list(raw.items())[:MAX_METADATA_KEYS]:
-        if not isinstance(key, str) or len(key) > MAX_METADATA_TEXT:
+        if not isinstance(key, str) or len(key) > MAX_METADATA_TEXT or not _unicode(key):
             continue
-        if isinstance(value, bool | int | float) or value is None:
+        if value is None or (isinstance(value, bool | int | float) and _status_number(value)):
             kept[key] = value
-        elif isinstance(value, str):
+        elif isinstance(value, str) and _unicode(value):
             kept[key] = value[:MAX_METADATA_TEXT]
     return kept
+
+
+def _unicode(text: str) -> bool:
+    """Text that encodes as UTF-8 (no lone surrogates), as every status must."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

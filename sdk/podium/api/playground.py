@@ -159,6 +159,16 @@ class HoldoutSplitStatus(ApiModel):
     private_fraction: float = 0.0
 
 
+class HoldoutSnapshot(ApiModel):
+    """The operator's own copy of the holdout, taken at Ready: every evaluation reads only this."""
+
+    features: str = Field(default="", description="The features as copied below the operator-only prefix.")
+    labels: str = Field(default="", description="The labels as copied below the operator-only prefix.")
+    source_features: str = Field(default="", description="spec.holdout.features when the copy was taken.")
+    source_labels: str = Field(default="", description="spec.holdout.labels when the copy was taken.")
+    sha256: str = Field(default="", description="Content hash of the copied features and labels.")
+
+
 class PlaygroundStatus(ApiModel):
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
@@ -170,6 +180,7 @@ class PlaygroundStatus(ApiModel):
         "a restarted operator re-uses them instead of skipping a number.",
     )
     holdout_rows: int | None = None
+    holdout: HoldoutSnapshot | None = None
     split: HoldoutSplitStatus | None = None
     leaderboard: list[LeaderboardRow] = Field(default_factory=list, description="Public leaderboard, top N.")
     private_leaderboard: list[LeaderboardRow] | None = Field(
