@@ -30,10 +30,13 @@ from podium.data import write_table
 from podium.uri import ANONYMOUS, upload_prefix
 
 
-def _custom_objects(kubeconfig: str | None = None) -> Any:
+def _custom_objects(kubeconfig: str | None = None, context: str | None = None) -> Any:
+    """A client for ``kubeconfig`` (default: ``$KUBECONFIG``, else ``~/.kube/config``) as its ``context``
+    (default: the current one), e.g. ``context="alice"`` for a local-mode user (``podium local up --users``)."""
     import kubernetes
 
-    client = kubernetes.config.new_client_from_config(config_file=kubeconfig or os.environ.get("KUBECONFIG"))
+    client = kubernetes.config.new_client_from_config(config_file=kubeconfig or os.environ.get("KUBECONFIG"),
+                                                      context=context)
     return kubernetes.client.CustomObjectsApi(client)
 
 
@@ -43,20 +46,20 @@ def default_bucket() -> str:
 
 class ModelPlayground:
     def __init__(self, name: str, *, namespace: str = "default", kubeconfig: str | None = None,
-                 bucket: str | None = None) -> None:
+                 bucket: str | None = None, context: str | None = None) -> None:
         self.name = name
         self.namespace = namespace
         self.bucket = bucket or default_bucket()
-        self.api = _custom_objects(kubeconfig)
+        self.api = _custom_objects(kubeconfig, context)
         self._user: str | None = None
 
     # --- playgrounds -------------------------------------------------------------------------------
     @classmethod
     def create(cls, name: str, features: Any, labels: Any, *, task: str, primary_metric: str,
                class_labels: list[str] | None = None, namespace: str = "default", kubeconfig: str | None = None,
-               **spec: Any) -> ModelPlayground:
+               context: str | None = None, **spec: Any) -> ModelPlayground:
         """Upload the holdout and create the Playground (extra camelCase spec fields pass through)."""
-        playground = cls(name, namespace=namespace, kubeconfig=kubeconfig)
+        playground = cls(name, namespace=namespace, kubeconfig=kubeconfig, context=context)
         prefix = f"s3://{playground.bucket}/playgrounds/{namespace}/{name}/holdout"
         with tempfile.TemporaryDirectory() as scratch:
             features_uri = storage.upload(write_table(features, Path(scratch) / "features.csv"),
@@ -147,7 +150,8 @@ class ModelPlayground:
         """The user the cluster authenticates this client as (a SelfSubjectReview), else ``anonymous``.
 
         Uploads go below that user's own prefix: the operator admits a Submission only when every object
-        it names is there (see podium.uri.upload_prefix).
+        it names is there (see podium.uri.upload_prefix). A server that cannot review (an older one) means
+        ``anonymous``; one that refuses the client (401, 403) raises, as every later call would fail too.
         """
         if self._user is None:
             from kubernetes.client import ApiException, AuthenticationV1Api, V1SelfSubjectReview
@@ -157,9 +161,9 @@ class ModelPlayground:
                 self._user = (review.status.user_info.username if review.status and review.status.user_info
                               else None) or ANONYMOUS
             except ApiException as error:
-                if (error.status or 500) >= 500:
+                if error.status not in (404, 405, 422):
                     raise
-                self._user = ANONYMOUS  # the server cannot review (older servers, local mode): nobody authenticated
+                self._user = ANONYMOUS  # the server has no SelfSubjectReview: nobody authenticated
         return self._user
 
     def _upload_uri(self, name: str, extension: str) -> str:

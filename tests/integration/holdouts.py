@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,3 +44,18 @@ def iris_playground(name: str, features_uri: str, labels_uri: str, **spec) -> di
             **spec,
         },
     }
+
+
+def open_iris_playground(custom_objects, name: str = "iris", **spec) -> tuple[Any, tuple[str, str], dict]:
+    """Upload the iris holdout, create the Playground through the API and wait until it is Ready.
+
+    Returns the SDK's ModelPlayground, the holdout's (features, labels) URIs and the Ready object.
+    """
+    from podium.client import ModelPlayground
+
+    _, X_test, _, y_test = iris_split()
+    holdout = upload_holdout(X_test, y_test, f"s3://podium/holdouts/{name}")
+    custom_objects.create_namespaced_custom_object(
+        "podium.dev", "v1alpha1", "default", "playgrounds", iris_playground(name, *holdout, **spec))
+    playground = ModelPlayground(name)
+    return playground, holdout, playground.wait_ready()

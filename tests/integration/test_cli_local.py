@@ -44,3 +44,42 @@ def test_local_up_kubectl_and_down(tmp_path: Path):
         down = podium("local", "down", "--state-dir", str(state), env=env)
     assert down.returncode == 0 and "stopped" in down.stdout
     assert podium("local", "status", "--state-dir", str(state), env=env).returncode == 1
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_local_up_with_users_gives_each_a_context_and_an_environment(tmp_path: Path):
+    env = {**os.environ, "PODIUM_HOME": str(tmp_path)}
+    state = tmp_path / "local"
+    assert podium("local", "up", "--state-dir", str(state), "--users", "Alice!", env=env).returncode == 2
+    up = podium("local", "up", "--state-dir", str(state), "--users", "alice,carol:owner", env=env)
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "kubectl --context alice" in up.stdout and "podium local env --user carol" in up.stdout, up.stdout
+        kube = {**env, "KUBECONFIG": str(state / "kubeconfig")}
+
+        def kubectl(*args: str, as_env: dict[str, str] = kube) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(["kubectl", *args], env=as_env, capture_output=True, text=True, timeout=60)
+
+        assert kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").stdout == "podium-admin"
+        assert kubectl("--context", "alice", "auth", "whoami", "-o",
+                       "jsonpath={.status.userInfo.username}").stdout == "alice"
+        assert kubectl("--context", "alice", "get", "playgrounds").returncode == 0
+        denied = kubectl("--context", "alice", "get", "secrets")
+        assert denied.returncode != 0 and 'User "alice" cannot list resource "secrets"' in denied.stderr, denied.stderr
+        applied = kubectl("--context", "alice", "apply", "-f", str(REPO / "examples/playground.yaml"))
+        assert applied.returncode != 0 and "forbidden" in applied.stderr.lower(), applied.stderr  # owners only
+        assert kubectl("--context", "carol", "apply", "-f", str(REPO / "examples/playground.yaml")).returncode == 0
+
+        printed = podium("local", "env", "--state-dir", str(state), "--user", "alice", env=env)
+        assert printed.returncode == 0, printed.stderr
+        exports = dict(line.removeprefix("export ").split("=", 1) for line in printed.stdout.splitlines())
+        assert exports["AWS_ACCESS_KEY_ID"] != "podium-local" and exports["PODIUM_S3_BUCKET"] == "podium"
+        as_alice = {**env, "KUBECONFIG": exports["KUBECONFIG"]}
+        assert kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}", as_env=as_alice).stdout == "alice"
+        assert podium("local", "env", "--state-dir", str(state), "--user", "mallory", env=env).returncode == 1
+        status = podium("local", "status", "--state-dir", str(state), env=env)
+        assert "alice (participant)" in status.stdout and "carol (owner)" in status.stdout, status.stdout
+        assert "SECRET" not in status.stdout
+    finally:
+        down = podium("local", "down", "--state-dir", str(state), env=env)
+    assert down.returncode == 0 and "stopped" in down.stdout

@@ -8,7 +8,9 @@ Usage in any test under ``tests/local/``::
         api_server.emulator.objects["batch/v1/jobs", "default", "name"]     # read-only peeking
         api_server.call(some_function_touching_the_emulator)               # anything else
 
-``make_api_client(api_server)`` (``from tests.local.conftest import make_api_client``) builds more clients.
+``make_api_client(api_server)`` (``from tests.local.conftest import make_api_client``) builds more clients:
+the admin's by default, or a user's with ``token=api_server.add_user("alice")``. (``api_server.url``
+carries the admin's token in its path, for clients that set none: ``JobRunner(api_server.url, ...)``.)
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ from podium_operator.local.apiserver.server import ApiServer
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def make_api_client(api_server: ApiServer) -> kubernetes.client.ApiClient:
-    """An official-client ``ApiClient`` for the server (plain HTTP, no auth, no retries)."""
+def make_api_client(api_server: ApiServer, token: str | None = None) -> kubernetes.client.ApiClient:
+    """An official-client ``ApiClient`` for the server (plain HTTP, no retries), sending ``token``
+    (default: the admin's) as a bearer token."""
     config = kubernetes.client.Configuration()
-    config.host = api_server.url
+    config.host = api_server.server_url
+    config.api_key = {"authorization": f"Bearer {token if token is not None else api_server.admin_token}"}
     config.retries = 0
     return kubernetes.client.ApiClient(config)
 

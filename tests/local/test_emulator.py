@@ -25,6 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from podium_operator.local.apiserver.selectors import match_labels, parse_label_selector
 from podium_operator.local.apiserver.server import ApiServer
 from podium_operator.local.apiserver.tables import human_duration, jsonpath
+from tests.local.conftest import load_repo_crds, make_api_client
 
 GROUP, VERSION, PLURAL = "example.podium.dev", "v1", "widgets"
 NS = "default"
@@ -437,7 +438,8 @@ def test_namespaces(core: kubernetes.client.CoreV1Api, widgets: kubernetes.clien
 def test_discovery_of_crds_and_builtins(api_client: kubernetes.client.ApiClient) -> None:
     def fetch(path: str) -> dict[str, Any]:
         url = api_client.configuration.host + path
-        response = api_client.call_api("GET", url, {"Accept": "application/json"})
+        headers = {"Accept": "application/json", "Authorization": api_client.configuration.api_key["authorization"]}
+        response = api_client.call_api("GET", url, headers)
         response.read()
         return json.loads(response.data)
 
@@ -563,7 +565,7 @@ def test_kopf_operator_handles_widgets_and_does_not_recreate_on_restart(
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
-        return kopf.ConnectionInfo(server=api_server.url, default_namespace=NS)
+        return kopf.ConnectionInfo(server=api_server.server_url, token=api_server.admin_token, default_namespace=NS)
 
     @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
     def on_create(name: str, patch: kopf.Patch, **_: Any) -> None:
@@ -596,6 +598,118 @@ def test_kopf_operator_handles_widgets_and_does_not_recreate_on_restart(
     assert (created, resumed, deleted) == (["w"], ["w"], ["w"])
     watched = {(r.url.path, r.params.get("watch")) for r in api_server.emulator}  # kmock's request log
     assert ("/api/v1/namespaces", "true") in watched
+
+
+# Identities: bearer tokens, the chart's RBAC, admission of the submitter.
+
+SUBMISSIONS = ("podium.dev", "v1alpha1", NS, "submissions")
+SUBMITTER = "podium.dev/submitter"
+
+
+def _raw(api_server: ApiServer, method: str, path: str, token: str | None = None, body: Any = None,
+         content_type: str = "application/json", base: str | None = None) -> tuple[int, dict[str, Any]]:
+    headers = {"Content-Type": content_type, **({"Authorization": f"Bearer {token}"} if token is not None else {})}
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request((base or api_server.server_url) + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def _submission(name: str, claimed: str | None = None) -> dict[str, Any]:
+    return {"apiVersion": "podium.dev/v1alpha1", "kind": "Submission",
+            "metadata": {"name": name, "annotations": {SUBMITTER: claimed} if claimed else {}},
+            "spec": {"playground": "iris", "track": "experiment",
+                     "predictions": {"uri": f"s3://podium/uploads/default/iris/{claimed or 'x'}/p.npz"}}}
+
+
+def test_requests_need_a_valid_token_but_health_checks_do_not(api_server: ApiServer) -> None:
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{NS}/{PLURAL}"
+    for token in (None, "", "wrong"):
+        status, body = _raw(api_server, "GET", path, token)
+        assert (status, body["reason"], body["kind"]) == (401, "Unauthorized", "Status"), token
+    assert _raw(api_server, "GET", path, base=f"{api_server.server_url}/podium-token/wrong")[0] == 401
+    assert _raw(api_server, "GET", path, api_server.admin_token)[0] == 200
+    assert _raw(api_server, "GET", path, base=api_server.url)[0] == 200  # the admin's token leads the path
+    with urllib.request.urlopen(api_server.server_url + "/healthz") as response:  # as system:public-info-viewer
+        assert response.read() == b"ok"
+    assert _raw(api_server, "GET", "/version", "wrong")[0] == 401  # a bad token is refused everywhere
+
+
+def test_users_get_what_their_chart_role_grants(api_server: ApiServer) -> None:
+    load_repo_crds(api_server)
+    alice, carol = api_server.add_user("alice"), api_server.add_user("carol", role="owner")
+    base = "/apis/podium.dev/v1alpha1/namespaces/default"
+    assert _raw(api_server, "POST", f"{base}/submissions", alice, _submission("s"))[0] == 201
+    assert _raw(api_server, "GET", f"{base}/playgrounds", alice)[0] == 200
+    status, body = _raw(api_server, "PATCH", f"{base}/submissions/s/status", alice, {"status": {"score": 1}},
+                        "application/merge-patch+json")
+    assert (status, body["reason"]) == (403, "Forbidden")
+    assert body["message"] == ('submissions.podium.dev "s" is forbidden: User "alice" cannot patch resource '
+                               '"submissions/status" in API group "podium.dev" in the namespace "default"')
+    assert body["details"] == {"name": "s", "group": "podium.dev", "kind": "submissions"}
+    assert _raw(api_server, "GET", "/api/v1/namespaces/default/secrets", alice)[0] == 403
+    assert _raw(api_server, "DELETE", f"{base}/submissions/s", alice)[0] == 403
+    assert _raw(api_server, "GET", "/apis/podium.dev/v1alpha1/submissions", alice)[0] == 403  # bound in default only
+    assert _raw(api_server, "GET", "/apis/podium.dev/v1alpha1/namespaces/other/submissions", alice)[0] == 403
+    assert _raw(api_server, "GET", "/apis", alice)[0] == 200  # discovery needs no rule
+    assert _raw(api_server, "DELETE", f"{base}/submissions/s", carol)[0] == 200
+    assert _raw(api_server, "GET", "/api/v1/namespaces/default/secrets", api_server.admin_token)[0] == 200
+    with pytest.raises(ValueError, match="DNS label"):
+        api_server.add_user("Mallory!")
+    with pytest.raises(ValueError, match="no ClusterRole"):
+        api_server.add_user("mallory", role="cluster-admin")
+
+
+def test_self_subject_review_says_who_is_asking(api_server: ApiServer) -> None:
+    token = api_server.add_user("alice", groups=["team-a"])
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    status, body = _raw(api_server, "POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", token, review)
+    assert status == 201
+    assert body["status"]["userInfo"] == {"username": "alice", "groups": ["team-a", "system:authenticated"]}
+    with make_api_client(api_server) as client:
+        admin = kubernetes.client.AuthenticationV1Api(client).create_self_subject_review(
+            kubernetes.client.V1SelfSubjectReview())
+    assert admin.status.user_info.username == "podium-admin" and "system:masters" in admin.status.user_info.groups
+
+
+def test_the_submitter_is_stamped_at_create_and_kept_on_update(api_server: ApiServer) -> None:
+    load_repo_crds(api_server)
+    alice = api_server.add_user("alice")
+    base = "/apis/podium.dev/v1alpha1/namespaces/default/submissions"
+    status, created = _raw(api_server, "POST", base, alice, _submission("s", claimed="bob"))
+    assert status == 201 and created["metadata"]["annotations"][SUBMITTER] == "alice"
+    with make_api_client(api_server) as client:  # even the admin cannot change it afterwards
+        subs = kubernetes.client.CustomObjectsApi(client)
+        patched = subs.patch_namespaced_custom_object(*SUBMISSIONS, "s", {"metadata": {"annotations": {SUBMITTER: "bob"}}})
+        assert patched["metadata"]["annotations"][SUBMITTER] == "alice"
+        replaced = subs.replace_namespaced_custom_object(*SUBMISSIONS, "s", {
+            **patched, "metadata": {**patched["metadata"], "annotations": {}}})
+        assert replaced["metadata"]["annotations"][SUBMITTER] == "alice"
+        mine = subs.create_namespaced_custom_object(*SUBMISSIONS, _submission("t", claimed="alice"))
+        assert mine["metadata"]["annotations"][SUBMITTER] == "podium-admin"
+    status, denied = _raw(api_server, "PATCH", f"{base}/u?fieldManager=kubectl", alice, _submission("u"),
+                          "application/apply-patch+yaml")
+    assert status == 403 and 'cannot patch resource "submissions"' in denied["message"]  # apply is a patch
+    _, applied = _raw(api_server, "PATCH", f"{base}/u?fieldManager=kubectl", api_server.admin_token,
+                      _submission("u", claimed="bob"), "application/apply-patch+yaml")
+    assert applied["metadata"]["annotations"][SUBMITTER] == "podium-admin", applied  # an apply that creates
+
+
+def test_kubeconfigs_hold_the_users_tokens(api_server: ApiServer, tmp_path: Path) -> None:
+    alice = api_server.add_user("alice")
+    admin_config = yaml.safe_load(api_server.write_kubeconfig(tmp_path / "kubeconfig").read_text())
+    assert [c["name"] for c in admin_config["contexts"]] == ["podium-local", "alice"]
+    assert admin_config["current-context"] == "podium-local"
+    path = api_server.write_kubeconfig(tmp_path / "alice", user="alice")
+    assert path.stat().st_mode & 0o077 == 0  # tokens: owner only
+    assert api_server.admin_token not in path.read_text() and alice in path.read_text()
+    client = kubernetes.config.new_client_from_config(config_file=str(path))
+    review = kubernetes.client.AuthenticationV1Api(client).create_self_subject_review(
+        kubernetes.client.V1SelfSubjectReview())
+    assert review.status.user_info.username == "alice"
 
 
 def _wait_until(condition: Any, timeout: float = 10) -> None:

@@ -470,12 +470,12 @@ MARKER = "label-7f3a9c"
 
 
 class Listener:
-    """A TCP server on 127.0.0.1 counting the connections it accepts."""
+    """A server counting the connections it accepts: TCP on 127.0.0.1 unless given a listening ``server``."""
 
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
+    def __init__(self, server: socket.socket | None = None) -> None:
+        self.server = server or socket.create_server(("127.0.0.1", 0))
         self.server.settimeout(0.1)
-        self.port = self.server.getsockname()[1]
+        self.port = self.server.getsockname()[1] if server is None else 0
         self.accepted = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)

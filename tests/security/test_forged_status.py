@@ -10,27 +10,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from podium.client import ModelPlayground
 from tests.helpers import wait_for
 from tests.integration.conftest import cluster, core, custom_objects  # noqa: F401  (fixtures)
-from tests.integration.holdouts import iris_playground, iris_split, upload_holdout
+from tests.integration.holdouts import iris_split, open_iris_playground
 
 pytestmark = pytest.mark.slow  # flows through the real operator
 
 SUB = ("podium.dev", "v1alpha1", "default", "submissions")
-PG = ("podium.dev", "v1alpha1", "default", "playgrounds")
 
 
 @pytest.fixture
 def arena(cluster, custom_objects):  # noqa: F811
     """A competition with a quota of one submission a day per member."""
-    _, X_test, _, y_test = iris_split()
-    holdout = upload_holdout(X_test, y_test, "s3://podium/holdouts/iris")
-    custom_objects.create_namespaced_custom_object(
-        *PG, iris_playground("iris", *holdout, competition={"privateFraction": 0.5, "seed": 3, "quotaPerDay": 1}))
-    playground = ModelPlayground("iris")
-    playground.wait_ready()
-    return playground, np.asarray(y_test, dtype=object)
+    playground, _, _ = open_iris_playground(
+        custom_objects, competition={"privateFraction": 0.5, "seed": 3, "quotaPerDay": 1})
+    return playground, np.asarray(iris_split()[3], dtype=object)
 
 
 def _wrong(y: np.ndarray, count: int) -> np.ndarray:

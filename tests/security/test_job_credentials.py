@@ -17,25 +17,19 @@ import numpy as np
 import pytest
 
 from podium import storage
-from podium.client import ModelPlayground
 from podium.errors import PodiumError
 from tests.integration.conftest import cluster, core, custom_objects  # noqa: F401  (fixtures)
-from tests.integration.holdouts import iris_playground, iris_split, upload_holdout
+from tests.integration.holdouts import iris_split, open_iris_playground
 
 pytestmark = pytest.mark.slow  # flows through the real operator
 
-PG = ("podium.dev", "v1alpha1", "default", "playgrounds")
 
 
 @pytest.fixture
 def evaluated(cluster, custom_objects):  # noqa: F811
     """A competition playground with one model and one predictions-only submission evaluated."""
-    X_train, X_test, y_train, y_test = iris_split()
-    holdout = upload_holdout(X_test, y_test, "s3://podium/holdouts/iris")
-    custom_objects.create_namespaced_custom_object(
-        *PG, iris_playground("iris", *holdout, competition={"privateFraction": 0.5, "seed": 3}))
-    playground = ModelPlayground("iris")
-    playground.wait_ready()
+    X_train, _, y_train, y_test = iris_split()
+    playground, holdout, _ = open_iris_playground(custom_objects, competition={"privateFraction": 0.5, "seed": 3})
     from sklearn.linear_model import LogisticRegression
 
     playground.submit_model(LogisticRegression(max_iter=500).fit(X_train, y_train), name="model",

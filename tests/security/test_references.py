@@ -14,23 +14,17 @@ import pytest
 from podium.client import ModelPlayground
 from podium.uri import upload_prefix
 from tests.integration.conftest import cluster, core, custom_objects  # noqa: F401  (fixtures)
-from tests.integration.holdouts import iris_playground, iris_split, upload_holdout
+from tests.integration.holdouts import iris_split, open_iris_playground
 
 pytestmark = pytest.mark.slow  # flows through the real operator
 
 SUB = ("podium.dev", "v1alpha1", "default", "submissions")
-PG = ("podium.dev", "v1alpha1", "default", "playgrounds")
 
 
 @pytest.fixture
 def iris(cluster, custom_objects):  # noqa: F811
-    _, X_test, _, y_test = iris_split()
-    holdout = upload_holdout(X_test, y_test, "s3://podium/holdouts/iris")
-    custom_objects.create_namespaced_custom_object(
-        *PG, iris_playground("iris", *holdout, competition={"privateFraction": 0.5, "seed": 3}))
-    playground = ModelPlayground("iris")
-    ready = playground.wait_ready()
-    return playground, holdout, ready["status"]["split"]["uri"], np.asarray(y_test, dtype=object)
+    playground, holdout, ready = open_iris_playground(custom_objects, competition={"privateFraction": 0.5, "seed": 3})
+    return playground, holdout, ready["status"]["split"]["uri"], np.asarray(iris_split()[3], dtype=object)
 
 
 def _submit(custom_objects, name: str, source: dict) -> None:  # noqa: F811
@@ -43,7 +37,8 @@ def test_submissions_naming_objects_outside_their_uploads_are_rejected_naming_th
     playground, (features_uri, labels_uri), split_uri, y = iris
     playground.submit_predictions(y, name="bob-honest")  # bob's own upload, below bob's prefix
     bob_upload = playground.submission("bob-honest")["spec"]["predictions"]["uri"]
-    mine = upload_prefix("podium", "default", "iris", "anonymous")
+    me = playground.whoami()
+    mine = upload_prefix("podium", "default", "iris", me)
     attacks = {
         "labels-as-predictions": ({"predictions": {"uri": labels_uri}}, "predictions.uri"),
         "split-as-preprocessor": ({"model": {"uri": f"{mine}m.tar.gz", "preprocessorUri": split_uri}},
@@ -52,7 +47,7 @@ def test_submissions_naming_objects_outside_their_uploads_are_rejected_naming_th
                                    "model.uri"),
         "host-file": ({"predictions": {"uri": "/etc/passwd"}}, "predictions.uri"),
         "dot-dot": ({"predictions": {"uri": f"{mine}../../../../holdouts/iris/labels.csv"}}, "predictions.uri"),
-        "someone-elses-upload": ({"predictions": {"uri": bob_upload.replace("/anonymous/", "/bob/")}},
+        "someone-elses-upload": ({"predictions": {"uri": bob_upload.replace(f"/{me}/", "/bob/")}},
                                  "predictions.uri"),
     }
     for name, (source, _) in attacks.items():

@@ -20,7 +20,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from tests.local.test_jobrunner import Cluster
 from tests.local.test_sandbox import (
     NONROOT,
     SANDBOX_LABEL,
+    Listener,
     deny_sandbox_traffic,
     empty_dir,
     job,
@@ -95,35 +95,17 @@ json.dump(seen, open("/out/report.json", "w"))
 """
 
 
-class UnixListener:
+class UnixListener(Listener):
     """A unix stream socket anyone may connect to, counting connections (``address``: a path or abstract)."""
 
     def __init__(self, address: str) -> None:
         self.address = address
-        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.server.bind(address)
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(address)
         if not address.startswith("\0"):
             os.chmod(address, 0o777)
-        self.server.listen()
-        self.server.settimeout(0.1)
-        self.accepted = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                connection, _ = self.server.accept()
-            except TimeoutError:
-                continue
-            self.accepted += 1
-            connection.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.server.close()
+        server.listen()
+        super().__init__(server)
 
 
 @dataclass

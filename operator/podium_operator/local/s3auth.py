@@ -83,9 +83,15 @@ class Grant:
             object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
 
     def may(self, action: str, key: str) -> bool:
-        """Whether this grant may ``read``, ``write`` or ``list`` below ``key``."""
+        """Whether this grant may ``read``, ``write`` or ``list`` below ``key`` (a ``*`` segment in a prefix
+        stands for any one non-empty key segment: ``uploads/default/*/alice/``)."""
         prefixes = {"read": self.read_prefixes, "write": self.write_prefixes, "list": self.list_prefixes}[action]
-        return self.admin or any(key.startswith(prefix) for prefix in prefixes)
+        return self.admin or any(_below(key, *prefix.partition("*")) for prefix in prefixes)
+
+
+def _below(key: str, head: str, star: str, tail: str) -> bool:
+    segment = key[len(head):].split("/", 1)[0] if key.startswith(head) else ""
+    return key.startswith(head + tail) if not star else bool(segment) and key[len(head + segment):].startswith(tail)
 
 
 # --- SigV4, pure -----------------------------------------------------------------------------------

@@ -18,11 +18,26 @@ class ApiCall:
     resource: str  # "plural" or "plural/subresource"
 
 
+@dataclass(frozen=True)
+class Attributes:
+    """What an authorizer sees of a resource request: the call, and where (``namespace``, ``name``) it goes."""
+
+    call: ApiCall
+    namespace: str | None  # for a Namespace itself, its name (as Kubernetes authorizes it)
+    name: str | None
+
+
 _VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
 
 
 def api_call(method: str, path: str, query: Mapping[str, str]) -> ApiCall | None:
     """The RBAC view of one request, or None when it is not a resource request."""
+    found = attributes(method, path, query)
+    return found.call if found else None
+
+
+def attributes(method: str, path: str, query: Mapping[str, str]) -> Attributes | None:
+    """The RBAC view of one request with its namespace and name, or None when it is not a resource request."""
     parts = [p for p in path.split("/") if p]
     if parts[:1] == ["api"] and len(parts) >= 3:
         group, rest = "", parts[2:]
@@ -30,6 +45,7 @@ def api_call(method: str, path: str, query: Mapping[str, str]) -> ApiCall | None
         group, rest = parts[1], parts[3:]
     else:
         return None
+    namespace = rest[1] if rest[:1] == ["namespaces"] and len(rest) >= 2 else None
     if rest[:1] == ["namespaces"] and len(rest) >= 3:
         rest = rest[2:]  # namespaced: drop "namespaces/<ns>"; "namespaces/<name>" itself stays
     plural, name, subresource = rest[0], rest[1] if len(rest) > 1 else None, rest[2] if len(rest) > 2 else None
@@ -43,7 +59,7 @@ def api_call(method: str, path: str, query: Mapping[str, str]) -> ApiCall | None
         verb = _VERBS[method]
     else:
         return None
-    return ApiCall(verb, group, resource)
+    return Attributes(ApiCall(verb, group, resource), namespace, name)
 
 
 def user_agent_product(user_agent: str) -> str:

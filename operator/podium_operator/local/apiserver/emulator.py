@@ -27,6 +27,8 @@ import yaml
 from kmock._internal import parsing
 
 from podium_operator.local.apiserver import access, discovery, errors, objects, openapi, selectors, tables
+from podium_operator.local.apiserver.admission import admit_as_current_user
+from podium_operator.local.apiserver.auth import Identities, current_user, self_subject_review
 from podium_operator.local.apiserver.crds import load_crd_documents
 from podium_operator.local.apiserver.store import CRDS, Change, DeleteOptions, Matcher, Store, api_version
 
@@ -63,6 +65,8 @@ class PodiumEmulator(kmock.KubernetesEmulator):
 
     # Which client (User-Agent product) made which RBAC-relevant call: tests check a Role covers it.
     access_log: set[tuple[str, access.ApiCall]] = attrs.field(factory=set, init=False)
+    # Who may do what (bearer tokens, the chart's ClusterRoles); see .auth.
+    identities: Identities = attrs.field(factory=Identities, init=False)
     _store: Store = attrs.field(init=False)
     _changed: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
 
@@ -76,6 +80,7 @@ class PodiumEmulator(kmock.KubernetesEmulator):
             self.fallback[f"get {path}"] << b"ok"
         self.resources.load_bundled()
         self._store = Store(self.objects, self.resources, on_change=self._notify_watchers)
+        self._store.admit = admit_as_current_user
 
     @property
     def store(self) -> Store:
@@ -99,10 +104,17 @@ class PodiumEmulator(kmock.KubernetesEmulator):
         self._changed = asyncio.Event()  # an event of the loop that serves (after a restart too)
         return await super().__aenter__()
 
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        return await super().__call__(self.identities.unwrap_token_path(raw_request))
+
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         if len(self._requests) > self.request_history:
             for log in [self._requests, *(payload._requests for payload in self._payloads)]:
                 del log[: -self.request_history]
+        user = self.identities.authenticate(request)  # 401 without a valid token (but for health checks)
+        if user is not None:
+            self.identities.authorize(user, request)  # 403 unless the user's roles allow it
+        current_user.set(user)  # for admission, in this request's task
         call = access.api_call(str(request.method.value), request.url.path, request.params)
         if call is not None:
             self.access_log.add((access.user_agent_product(request.headers.get("User-Agent", "")), call))
@@ -175,6 +187,11 @@ class PodiumEmulator(kmock.KubernetesEmulator):
         target = self._target(request)
         if target.subresource is not None:
             raise errors.method_not_allowed()
+        if (target.resource.group, target.resource.plural) == ("authentication.k8s.io", "selfsubjectreviews"):
+            user = current_user.get()
+            if user is None:
+                raise errors.api_error(401, "Unauthorized", "Unauthorized")
+            return kmock.Response(status=201, payload=self_subject_review(request.data, user))
         created = self._store.create(target.resource, target.namespace, request.data, strict=_strict(request))
         return kmock.Response(status=201, payload=created)
 

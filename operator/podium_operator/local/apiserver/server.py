@@ -7,8 +7,13 @@ while the caller's thread blocks — hence a dedicated thread with its own event
 Usage::
 
     with ApiServer(crd_paths=[Path("crds")]) as api:
-        api.write_kubeconfig(tmp_path / "kubeconfig")
+        api.write_kubeconfig(tmp_path / "kubeconfig")     # the admin, plus a context per user
+        token = api.add_user("alice", role="participant")  # a user bound to the chart's ClusterRole
+        api.write_kubeconfig(tmp_path / "alice", user="alice")  # alice's credentials only
         ...
+
+Every request needs a bearer token (see :mod:`.auth`), in a header or leading the path: ``api.url`` carries
+the admin's in its path, for in-process clients that set none; ``api.server_url`` is the bare address.
 
 Or from a shell: ``python -m podium_operator.local.apiserver.server --crds crds/ --kubeconfig kc.yaml``.
 """
@@ -25,6 +30,7 @@ from typing import Any, TypeVar
 import aiohttp.web
 import yaml
 
+from podium_operator.local.apiserver.auth import ADMIN, TOKEN_PATH, User
 from podium_operator.local.apiserver.emulator import PodiumEmulator
 from podium_operator.local.background import BackgroundService
 
@@ -33,7 +39,7 @@ T = TypeVar("T")
 
 
 class ApiServer(BackgroundService):
-    """A started-on-demand HTTP Kubernetes API emulator (plain HTTP, no auth)."""
+    """A started-on-demand HTTP Kubernetes API emulator (plain HTTP, bearer tokens, the chart's RBAC)."""
 
     thread_name = "podium-apiserver"
     display_name = "The API server"
@@ -46,16 +52,49 @@ class ApiServer(BackgroundService):
         self._port = port
 
     @property
-    def url(self) -> str:
-        """The base URL, e.g. ``http://127.0.0.1:41234`` (the port is known once started)."""
+    def server_url(self) -> str:
+        """The address, e.g. ``http://127.0.0.1:41234`` (the port is known once started); requests need a token."""
         if self._thread is None:
             raise RuntimeError("The API server is not started.")
         return f"http://{self._host}:{self._port}"
 
-    def write_kubeconfig(self, path: Path, namespace: str = "default") -> Path:
-        """Write a kubeconfig with cluster/user/context ``podium-local`` pointing here."""
+    @property
+    def url(self) -> str:
+        """A base URL for clients that send no token: its path carries the admin's (``.../podium-token/<token>``)."""
+        return token_url(self.server_url, self.admin_token)
+
+    @property
+    def admin_token(self) -> str:
+        return self.emulator.identities.admin_token
+
+    def add_user(self, name: str, *, groups: Sequence[str] = (), role: str | None = "participant",
+                 namespaces: Sequence[str | None] = ("default",)) -> str:
+        """Register a user bound to ``role`` (a chart ClusterRole, or ``participant``/``owner``) in
+        ``namespaces`` (None: cluster-wide; ``role=None``: no role); return its bearer token."""
+        return self.call(lambda: self.emulator.identities.add_user(name, groups=groups, role=role,
+                                                                   namespaces=namespaces))
+
+    def token_of(self, name: str) -> str:
+        return self.call(self.emulator.identities.token_of, name)
+
+    def users(self) -> dict[str, User]:
+        """Every user by name, the admin (``podium-admin``) included."""
+        return self.call(self.emulator.identities.users)
+
+    def write_kubeconfig(self, path: Path, namespace: str = "default", *, user: str | None = None) -> Path:
+        """Write a kubeconfig for this server (readable by its owner only: it holds bearer tokens).
+
+        By default, the admin's: context ``podium-local`` (current) plus one context per user, named after
+        the user (``kubectl --context alice``); with ``user``, that user's context and credentials only.
+        """
+        names = [user] if user is not None else [ADMIN, *sorted(set(self.users()) - {ADMIN})]
+        tokens = {name: self.token_of(name) for name in names}
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(kubeconfig(self.url, namespace), sort_keys=False))
+        partial = path.with_name(f".{path.name}.partial")  # replaced at once: clients may be reading it
+        partial.unlink(missing_ok=True)
+        partial.touch(mode=0o600)
+        partial.write_text(yaml.safe_dump(kubeconfig(self.server_url, namespace, tokens), sort_keys=False))
+        partial.replace(path)
         return path
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
@@ -115,20 +154,31 @@ def _bound_port(runner: aiohttp.web.BaseRunner) -> int:
     return int(host_port[1])
 
 
-def kubeconfig(server_url: str, namespace: str = "default") -> dict[str, object]:
-    """A kubeconfig document for a plain-HTTP server without authentication."""
+def token_url(server_url: str, token: str) -> str:
+    """The server's address with ``token`` leading the path: a client that sends no header is that user."""
+    return f"{server_url}{TOKEN_PATH}{token}"
+
+
+def kubeconfig(server_url: str, namespace: str = "default", tokens: dict[str, str] | None = None) -> dict[str, object]:
+    """A kubeconfig document for this plain-HTTP server: a context per ``tokens`` entry (user → token), in order,
+    the first current, named after the user (the admin's: ``podium-local``); no tokens: one without credentials.
+
+    Each context's cluster has the token in its server URL (kubectl sends no credentials over plain HTTP)
+    and its user the same token (what token-aware clients send as a header).
+    """
+    entries = list((tokens or {ADMIN: ""}).items())
+    names = {name: KUBECONFIG_NAME if name == ADMIN else name for name, _ in entries}
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": KUBECONFIG_NAME, "cluster": {"server": server_url}}],
-        "users": [{"name": KUBECONFIG_NAME, "user": {}}],
+        "clusters": [{"name": names[name], "cluster": {"server": token_url(server_url, token) if token else server_url}}
+                     for name, token in entries],
+        "users": [{"name": names[name], "user": {"token": token} if token else {}} for name, token in entries],
         "contexts": [
-            {
-                "name": KUBECONFIG_NAME,
-                "context": {"cluster": KUBECONFIG_NAME, "user": KUBECONFIG_NAME, "namespace": namespace},
-            }
+            {"name": names[name], "context": {"cluster": names[name], "user": names[name], "namespace": namespace}}
+            for name, _ in entries
         ],
-        "current-context": KUBECONFIG_NAME,
+        "current-context": names[entries[0][0]],
         "preferences": {},
     }
 
@@ -143,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with ApiServer(crd_paths=args.crds, host=args.host, port=args.port) as api:
         if args.kubeconfig:
             api.write_kubeconfig(args.kubeconfig)
-        print(f"Serving the Kubernetes API on {api.url}", flush=True)
+        print(f"Serving the Kubernetes API on {api.server_url} (bearer tokens; see --kubeconfig)", flush=True)
         threading.Event().wait()  # until Ctrl+C
 
 

@@ -24,6 +24,7 @@ from podium_operator.local.apiserver.crds import CustomResource, custom_resource
 
 Key = tuple[kmock.resource, str | None, str]  # resource, namespace (None if cluster-scoped), name
 Matcher = Callable[[Mapping[str, Any]], bool]
+Admit = Callable[[kmock.resource, dict[str, Any], Mapping[str, Any] | None], dict[str, Any]]  # (new, old) → stored
 
 NAMESPACES = kmock.resource("", "v1", "namespaces")
 CRDS = kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
@@ -64,6 +65,7 @@ class Store:
         self.custom: dict[kmock.resource, CustomResource] = {}
         self.changes: list[Change] = []
         self._on_change = on_change
+        self.admit: Admit = lambda resource, obj, old: obj  # mutating admission: writes, not /status, not deletes
         self._clock = clock
         self._rv = 0
         for name in INITIAL_NAMESPACES:
@@ -215,7 +217,7 @@ class Store:
             obj |= {"spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
         elif "status" in info.subresources:
             obj.pop("status", None)  # status is written via /status only
-        return self._conform(resource, obj, strict)
+        return self._conform(resource, self.admit(resource, obj, None), strict)
 
     def _writable_namespace(self, url_namespace: str | None, body_namespace: str | None) -> str:
         if url_namespace and body_namespace and url_namespace != body_namespace:
@@ -268,6 +270,8 @@ class Store:
             new = objects.with_status_of(old, new)  # only the status may change via /status
         elif has_status:
             new = objects.with_status_of(new, old)  # the status is ignored on the main resource
+        if subresource is None:
+            new = self.admit(resource, new, old)
         new = self._conform(resource, new, strict, old)
         if objects.spec_changed(old, new, ignore_status=has_status):
             new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1

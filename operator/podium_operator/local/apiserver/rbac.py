@@ -1,0 +1,60 @@
+"""The chart's own ClusterRoles, as local mode's API server authorizes its users with them.
+
+Local mode binds each user to one of the Helm chart's people roles (``podium-participant``,
+``podium-playground-owner`` in ``charts/podium/templates/rbac.yaml``) rather than to a copy of them, so
+what local mode allows is what a cluster with the chart installed allows. The templates use only plain
+value references (``{{ .Values.x }}``), none of them in a ClusterRole's rules, so reading the ClusterRoles
+needs no Helm: each reference is replaced by a placeholder before the YAML is parsed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from podium_operator.local.apiserver.access import ApiCall
+
+# The checkout's chart (local mode runs from a checkout or an editable install).
+CHART_RBAC = Path(__file__).resolve().parents[4] / "charts/podium/templates/rbac.yaml"
+ROLES = {"participant": "podium-participant", "owner": "podium-playground-owner"}  # short names for the CLI
+_REFERENCE = re.compile(r"\{\{[^}]*\}\}")
+
+Rule = Mapping[str, Any]
+
+# What every authenticated user may do, as Kubernetes' system:basic-user role allows: ask who they are and
+# what they may do. (Discovery, OpenAPI and health need no rule: they are no resource requests.)
+BASIC_USER: tuple[Rule, ...] = (
+    {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]},
+    {"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+     "verbs": ["create"]},
+)
+
+
+def chart_cluster_roles(path: Path = CHART_RBAC) -> dict[str, tuple[Rule, ...]]:
+    """Every ClusterRole of the chart's RBAC template, by name."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: local mode authorizes its users with the Helm chart's ClusterRoles; "
+                                "run it from a checkout (or an editable install) that has charts/podium")
+    documents = yaml.safe_load_all(_REFERENCE.sub("placeholder", path.read_text()))
+    return {doc["metadata"]["name"]: tuple(doc.get("rules") or ()) for doc in documents
+            if doc and doc.get("kind") == "ClusterRole"}
+
+
+def role_name(role: str) -> str:
+    """``participant`` → ``podium-participant``; a ClusterRole's own name is kept."""
+    return ROLES.get(role, role)
+
+
+def allows(rules: Iterable[Rule], call: ApiCall, name: str | None) -> bool:
+    """Whether any rule grants ``call`` (on the object ``name``, for rules limited by ``resourceNames``)."""
+    return any(_matches(rule.get("apiGroups") or (), call.group) and _matches(rule.get("resources") or (), call.resource)
+               and _matches(rule.get("verbs") or (), call.verb)
+               and (not rule.get("resourceNames") or name in rule["resourceNames"]) for rule in rules)
+
+
+def _matches(values: Iterable[str], value: str) -> bool:
+    return any(item in ("*", value) for item in values)
