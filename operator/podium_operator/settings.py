@@ -80,7 +80,8 @@ class OperatorConfig:
         return f"{self.private_prefix(namespace, playground)}/records/"
 
     def record_uri(self, namespace: str, playground: str, uid: str) -> str:
-        return f"{self.records_prefix(namespace, playground)}{uid}.json"
+        # A Submission rejected for an invalid spec may name no playground: its record still has a key.
+        return f"{self.records_prefix(namespace, playground or '_')}{uid}.json"
 
     def results_uri(self, namespace: str, playground: str, submission: str) -> str:
         return f"s3://{self.bucket}/podium-results/{namespace}/{playground}/{submission}.json"
