@@ -59,6 +59,16 @@ class SubmissionSpec(ApiModel):
                 "playground: is immutable; create a new Submission instead",
                 ".playground",
             ),
+            # What was evaluated stays what the score says it is: changing it takes a new Submission.
+            *(
+                (
+                    f"has(self.{field}) == has(oldSelf.{field}) && (!has(self.{field}) || self.{field} == oldSelf.{field})",
+                    f"{field}: the evaluated inputs are immutable; create a new Submission instead",
+                    f".{field}",
+                )
+                for field in ("model", "predictions", "training")
+            ),
+            ("self.track == oldSelf.track", "track: is immutable; create a new Submission instead", ".track"),
         )
     )
 
