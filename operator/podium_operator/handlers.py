@@ -13,12 +13,13 @@ from typing import Any
 import kopf
 
 from podium.api import GROUP, PLAYGROUND, SUBMISSION, VERSION
+from podium.api.submission import SUBMITTER_ANNOTATION
 from podium_operator import k8s, metrics, webhook_tls
 from podium_operator.controller import Controller
 from podium_operator.flows.playground import reconcile_playground, waiting_submissions
 from podium_operator.flows.submission import reconcile_submission
 from podium_operator.reconcile.names import MANAGED_BY, SUBMISSION_LABEL
-from podium_operator.settings import FINALIZER, PREFIX, SUBMITTER_ANNOTATION, OperatorConfig
+from podium_operator.settings import FINALIZER, PREFIX, OperatorConfig
 
 registry = kopf.OperatorRegistry()
 logger = logging.getLogger(__name__)

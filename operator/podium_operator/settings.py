@@ -13,7 +13,6 @@ from podium.uri import upload_prefix
 
 PREFIX = GROUP  # our annotations, finalizer and webhook configuration are named under the API group
 FINALIZER = f"{PREFIX}/finalizer"
-SUBMITTER_ANNOTATION = f"{PREFIX}/submitter"
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ import jsonpatch
 import kubernetes.client
 import pytest
 
+from podium.api.submission import SUBMITTER_ANNOTATION
 from podium_operator.local.cluster import LocalCluster
-from podium_operator.settings import SUBMITTER_ANNOTATION
 from tests.helpers import free_port, wait_for
 
 pytestmark = pytest.mark.slow  # flows through the real operator (make test-fast skips them)

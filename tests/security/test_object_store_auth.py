@@ -53,7 +53,12 @@ def client(store: ObjectStore, access_key: str, secret_key: str) -> minio.Minio:
 def send(store: ObjectStore, method: str, target: str, headers: dict[str, str] | None = None,
          body: bytes | None = None) -> tuple[int, str]:
     """Send exactly this request line and these headers; the status and the S3 error code (or the body)."""
-    host, port = store.endpoint.removeprefix("http://").split(":")
+    return _request(store.endpoint.removeprefix("http://"), method, target, headers, body)
+
+
+def _request(netloc: str, method: str, target: str, headers: dict[str, str] | None,
+             body: bytes | None) -> tuple[int, str]:
+    host, port = netloc.split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=10)
     try:
         connection.request(method, target, body=body, headers=headers or {})
@@ -208,16 +213,7 @@ def test_a_list_grant_lists_only_below_its_prefix(store: ObjectStore) -> None:
 
 def fetch_url(url: str, method: str = "GET", body: bytes | None = None) -> tuple[int, str]:
     parts = urllib.parse.urlsplit(url)
-    host, port = parts.netloc.split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=10)
-    try:
-        connection.request(method, f"{parts.path}?{parts.query}", body=body)
-        response = connection.getresponse()
-        text = response.read().decode(errors="replace")
-    finally:
-        connection.close()
-    code = re.search(r"<Code>(.*?)</Code>", text)
-    return response.status, code.group(1) if code else text
+    return _request(parts.netloc, method, f"{parts.path}?{parts.query}", None, body)
 
 
 def test_a_presigned_get_reads_exactly_its_object(store: ObjectStore) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from podium_operator.local.cgroups import CgroupTree, MemoryTree, own_cgroup, own_memory_cgroup
+from podium_operator.local.cgroups import CgroupTree, own_cgroup
 from podium_operator.local.jobrunner.limits import Limits, user_tasks
 
 V1_CGROUP = """9:name=systemd:/
@@ -20,25 +20,25 @@ V1_MOUNTS = """31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
 
 
 def test_cgroup_v1_memory_hierarchy_wins_over_an_unrelated_v2_mount():
-    assert own_memory_cgroup(V1_CGROUP, V1_MOUNTS) == MemoryTree(Path("/sys/fs/cgroup/memory/process_api/3e54"), 1)
+    assert own_cgroup(V1_CGROUP, V1_MOUNTS, "memory") == CgroupTree(Path("/sys/fs/cgroup/memory/process_api/3e54"), 1)
 
 
 def test_cgroup_v2_unified_hierarchy():
     mounts = "29 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
-    assert own_memory_cgroup("0::/user.slice/session-3.scope\n", mounts) == MemoryTree(
+    assert own_cgroup("0::/user.slice/session-3.scope\n", mounts, "memory") == CgroupTree(
         Path("/sys/fs/cgroup/user.slice/session-3.scope"), 2)
 
 
 def test_a_namespaced_mount_root_is_taken_off_the_path():
     mounts = "35 31 0:32 /process_api /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
-    assert own_memory_cgroup(V1_CGROUP, mounts) == MemoryTree(Path("/sys/fs/cgroup/memory/3e54"), 1)
+    assert own_cgroup(V1_CGROUP, mounts, "memory") == CgroupTree(Path("/sys/fs/cgroup/memory/3e54"), 1)
 
 
 def test_no_visible_memory_cgroup():
-    assert own_memory_cgroup(V1_CGROUP, "32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n") is None
+    assert own_cgroup(V1_CGROUP, "32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n", "memory") is None
     outside = "35 31 0:32 /elsewhere /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
-    assert own_memory_cgroup(V1_CGROUP, outside) is None
-    assert own_memory_cgroup("", "") is None
+    assert own_cgroup(V1_CGROUP, outside, "memory") is None
+    assert own_cgroup("", "", "memory") is None
 
 
 def test_pids_cgroup_v1_and_v2():

@@ -10,7 +10,7 @@ from typing import Any
 
 from podium.api.meta import condition_is_true, format_time, utcnow
 from podium.api.playground import PlaygroundSpec
-from podium.api.submission import SubmissionSpec
+from podium.api.submission import SUBMITTER_ANNOTATION, SubmissionSpec
 from podium.evaluation.wire import MAX_RESULT_BYTES, InvalidResult, PublicResult
 from podium.uri import ANONYMOUS
 from podium_operator import k8s, metrics
@@ -38,7 +38,6 @@ from podium_operator.reconcile.submission import (
     submitted_today,
 )
 from podium_operator.reconcile.validation import parse_spec
-from podium_operator.settings import SUBMITTER_ANNOTATION
 
 logger = logging.getLogger(__name__)
 # A Job may wait in a queue before it starts: its URLs outlive its deadline by this much.

@@ -40,9 +40,6 @@ class CgroupTree:
         return f"cgroup v{self.version} {self.controller}"
 
 
-MemoryTree = CgroupTree  # (the name it had when memory was the only controller)
-
-
 def own_cgroup(proc_cgroup: str, mountinfo: str, controller: Controller = "memory") -> CgroupTree | None:
     """Where this process's cgroup of ``controller`` is mounted, from ``/proc/self/cgroup`` and ``mountinfo``.
 
@@ -74,10 +71,6 @@ def own_cgroup(proc_cgroup: str, mountinfo: str, controller: Controller = "memor
     return None
 
 
-def own_memory_cgroup(proc_cgroup: str, mountinfo: str) -> CgroupTree | None:
-    return own_cgroup(proc_cgroup, mountinfo, "memory")
-
-
 def find_tree(controller: Controller) -> tuple[CgroupTree | None, str | None]:
     """This runner's tree for container cgroups of ``controller``, or None and why not (it must be able to make them)."""
     try:
@@ -106,10 +99,6 @@ def find_tree(controller: Controller) -> tuple[CgroupTree | None, str | None]:
     except OSError as error:
         return None, f"cannot create {controller} cgroups below {tree.path}: {error.strerror}"
     return ours, None
-
-
-def find_memory_tree() -> tuple[CgroupTree | None, str | None]:
-    return find_tree("memory")
 
 
 def _make(tree: CgroupTree) -> None:
@@ -185,12 +174,3 @@ class ContainerPids(ContainerCgroup):
     def __init__(self, tree: CgroupTree, name: str, limit: int) -> None:
         super().__init__(tree, name)
         (self.path / "pids.max").write_text(str(limit))
-
-    def refused_forks(self) -> int:
-        """How many forks the limit refused (``pids.events``' ``max``)."""
-        with contextlib.suppress(OSError, ValueError):
-            for line in (self.path / "pids.events").read_text().splitlines():
-                key, _, value = line.partition(" ")
-                if key == "max":
-                    return int(value)
-        return 0

@@ -7,11 +7,13 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from podium.api.common import PRESERVE_UNKNOWN, ApiModel, ComputeResources, Condition, cel_rules
+from podium.api.common import GROUP, PRESERVE_UNKNOWN, ApiModel, ComputeResources, Condition, cel_rules
 
 Framework = Literal["auto", "sklearn", "keras", "pytorch", "onnx"]
 Phase = Literal["Pending", "Training", "Evaluating", "Evaluated", "Failed", "Rejected"]
 TERMINAL_PHASES: frozenset[str] = frozenset({"Evaluated", "Failed", "Rejected"})
+# Who submitted: set by the API server's admission (the operator's webhook, or local mode's server), never a client.
+SUBMITTER_ANNOTATION = f"{GROUP}/submitter"
 
 
 class ModelSource(ApiModel):

@@ -14,9 +14,9 @@ from typing import Any
 import kmock
 
 from podium.api import GROUP, SUBMISSION, VERSION
+from podium.api.submission import SUBMITTER_ANNOTATION
 from podium_operator.local.apiserver.auth import current_user
 
-SUBMITTER_ANNOTATION = f"{GROUP}/submitter"
 SUBMISSIONS = kmock.resource(GROUP, VERSION, SUBMISSION.plural)
 
 

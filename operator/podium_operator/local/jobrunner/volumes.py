@@ -205,7 +205,8 @@ def _format(image: Path, target: Path, size: int, files: int) -> None:
     """Make a new ext4 image of ``size`` with room for ``files`` entries, and mount it at ``target``.
 
     ``mkfs.ext4`` rounds the inode count up to whole inode tables: format again with fewer when
-    that allows more than ``files`` entries.
+    that allows more than ``files`` entries. The count is read from the unmounted image, so an image
+    is mounted once, when it is final (formatting one a loop device may still hold corrupts it).
     """
     inodes = files + _EXT4_OWN_INODES
     for _ in range(4):
@@ -213,15 +214,26 @@ def _format(image: Path, target: Path, size: int, files: int) -> None:
             f.truncate(max(size, MIN_EXT4_BYTES))  # sparse
         _run("mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal", "-N", str(inodes),
              "-E", f"nodiscard,lazy_itable_init=1,root_owner={os.geteuid()}:{os.getegid()}", str(image))  # fmt: skip
-        _run("mount", "-t", "ext4", "-o", _EXT4_OPTIONS, str(image), str(target))
-        excess = os.statvfs(target).f_files - _EXT4_OWN_INODES - files
+        excess = _inode_count(image) - _EXT4_OWN_INODES - files
         if excess <= 0:
             break
-        _unmount(str(target))
         inodes -= excess
+    _run("mount", "-t", "ext4", "-o", _EXT4_OPTIONS, str(image), str(target))
     with contextlib.suppress(OSError):
         (target / "lost+found").rmdir()  # (not part of the volume, as a pod sees it)
     os.chmod(target, 0o770)
+
+
+def _inode_count(image: Path) -> int:
+    try:
+        listing = subprocess.run(["tune2fs", "-l", str(image)], check=True, capture_output=True, text=True,
+                                 timeout=60).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        raise OSError(f"tune2fs failed: {e}") from None
+    found = re.search(r"^Inode count:\s+(\d+)", listing, flags=re.M)
+    if found is None:
+        raise OSError(f"tune2fs printed no inode count for {image}")
+    return int(found.group(1))
 
 
 def _run(*command: str) -> None:
@@ -262,7 +274,7 @@ def _probe(backend: str) -> str | None:
     """None when a sized file system of ``backend`` can be mounted here, else why not (once per process)."""
     if os.geteuid() != 0:
         return f"the runner is not root (uid {os.geteuid()}): it cannot mount"
-    missing = [tool for tool in ("mount", "umount", *(["mkfs.ext4"] if backend == "ext4" else []))
+    missing = [tool for tool in ("mount", "umount", *(["mkfs.ext4", "tune2fs"] if backend == "ext4" else []))
                if shutil.which(tool) is None]  # fmt: skip
     if missing:
         return f"{', '.join(missing)} not found"
