@@ -58,6 +58,11 @@ def api_client(api_server: ApiServer) -> Iterator[kubernetes.client.ApiClient]:
 
 
 @pytest.fixture
+def core(api_client: kubernetes.client.ApiClient) -> kubernetes.client.CoreV1Api:
+    return kubernetes.client.CoreV1Api(api_client)
+
+
+@pytest.fixture
 def podium_api_server() -> Iterator[ApiServer]:
     """Like ``api_server``, with the repository's CRDs (``crds/*.yaml``) already served."""
     with ApiServer(crd_paths=[REPO_ROOT / "crds"]) as server:

@@ -106,11 +106,6 @@ def widgets(api_client: kubernetes.client.ApiClient) -> kubernetes.client.Custom
     return kubernetes.client.CustomObjectsApi(api_client)
 
 
-@pytest.fixture
-def core(api_client: kubernetes.client.ApiClient) -> kubernetes.client.CoreV1Api:
-    return kubernetes.client.CoreV1Api(api_client)
-
-
 def widget(name: str, color: str = "red", **metadata: Any) -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
@@ -541,7 +536,7 @@ def test_kubectl_table_shows_printer_columns(
     assert row.split()[:4] == ["w", "green", "1", "True"] and row.split()[4].endswith("s")
     core.create_namespaced_config_map(NS, configmap("cm"))
     header, row = kubectl("get", "configmaps").splitlines()
-    assert header.split() == ["NAME", "AGE"] and row.split()[0] == "cm"
+    assert header.split() == ["NAME", "DATA", "AGE"] and row.split()[:2] == ["cm", "0"]  # as kube-apiserver prints
 
 
 def test_kubectl_wait_for_condition(kubectl: Any, widgets: kubernetes.client.CustomObjectsApi) -> None:

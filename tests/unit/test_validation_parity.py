@@ -25,7 +25,7 @@ import podium.api.cel
 import podium.api.schema
 from podium.api import ALL_KINDS
 from podium.api.validation import manifest_problems
-from podium_operator.local.apiserver import store
+from podium_operator.local.apiserver import conform
 from podium_operator.local.apiserver.server import ApiServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,8 +76,8 @@ def validate_rejects(manifest: dict[str, Any]) -> set[str]:
 
 
 def test_the_emulator_runs_the_sdk_walker():
-    assert store.schema is podium.api.schema
-    assert store.cel is podium.api.cel
+    assert conform.schema is podium.api.schema
+    assert conform.cel is podium.api.cel
 
 
 BAD_MANIFESTS = {

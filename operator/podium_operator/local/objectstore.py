@@ -96,7 +96,9 @@ class ObjectStore:
         self._server = make_server(self._host, self._requested_port, self._auth, threaded=True,
                                    request_handler=MotoRequestHandler)
         self._port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="podium-object-store", daemon=True)
+        # Polled for shutdown every 0.1 s (werkzeug's default 0.5 s is what stopping took).
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="podium-object-store", daemon=True)
         self._thread.start()
         if ObjectStore._running == 0:
             _reset_moto(self.endpoint, self._access_key, self._secret_key, self._region)

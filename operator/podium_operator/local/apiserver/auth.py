@@ -56,9 +56,13 @@ current_user: contextvars.ContextVar[User | None] = contextvars.ContextVar("podi
 class Identities:
     """The emulator's users: tokens, groups and role bindings. Change it only from the server's loop."""
 
-    def __init__(self, roles: Callable[[], Mapping[str, Sequence[rbac.Rule]]] = rbac.chart_cluster_roles) -> None:
+    def __init__(self, roles: Callable[[], Mapping[str, Sequence[rbac.Rule]]] = rbac.chart_cluster_roles,
+                 everyone: Callable[[], Sequence[tuple[str | None, Sequence[rbac.Rule]]]] =
+                 rbac.chart_authenticated_rules) -> None:
         self._load_roles = roles
         self._roles: Mapping[str, Sequence[rbac.Rule]] | None = None
+        self._load_everyone = everyone
+        self._everyone: Sequence[tuple[str | None, Sequence[rbac.Rule]]] | None = None
         self.admin_token = secrets.token_urlsafe(24)
         self._tokens: dict[str, User] = {self.admin_token: User(ADMIN, (MASTERS, AUTHENTICATED))}
 
@@ -132,6 +136,11 @@ class Identities:
 
     def allows(self, user: User, found: Attributes) -> bool:
         if rbac.allows(rbac.BASIC_USER, found.call, found.name):
+            return True
+        if self._everyone is None:
+            self._everyone = self._load_everyone()
+        if any(namespace in (None, found.namespace) and rbac.allows(rules, found.call, found.name)
+               for namespace, rules in self._everyone):
             return True
         return any(namespace is None or namespace == found.namespace
                    for namespace, role in user.bindings

@@ -4,7 +4,10 @@ kmock routes HTTP requests, parses them into Kubernetes verbs and keeps objects 
 history; this subclass replaces its simplistic object handling with what an operator relies
 on (see :mod:`.store`): resourceVersions and optimistic concurrency, generations,
 the status subresource, finalizers, owner-reference garbage collection, namespaces,
-resumable watches, selectors, CRDs with schemas, discovery and server-side printing.
+resumable watches, selectors, CRDs with schemas, discovery and server-side printing; and what
+kubectl relies on: OpenAPI v3 with the CRDs' schemas (:mod:`.openapi`, ``explain``), the builtins'
+columns (:mod:`.printers`), pod logs (:mod:`.logs`), ``dryRun=All`` and ``fieldValidation`` on every
+write (:mod:`.query`, :mod:`.conform`) and the builtins' conversions and defaults (:mod:`.builtins`).
 
 kmock's DSL still works on top: ``emulator['post', kmock.resource('v1/configmaps')] << 500``
 overrides the emulated behaviour for matching requests (and then nothing is stored).
@@ -26,13 +29,29 @@ import kmock
 import yaml
 from kmock._internal import parsing
 
-from podium_operator.local.apiserver import access, discovery, errors, objects, openapi, selectors, tables
+from podium_operator.local.apiserver import (
+    access,
+    discovery,
+    errors,
+    logs,
+    objects,
+    openapi,
+    printers,
+    query,
+    tables,
+)
 from podium_operator.local.apiserver.admission import admit_as_current_user
 from podium_operator.local.apiserver.auth import Identities, current_user, self_subject_review
 from podium_operator.local.apiserver.crds import load_crd_documents
-from podium_operator.local.apiserver.store import CRDS, Change, DeleteOptions, Matcher, Store, api_version
+from podium_operator.local.apiserver.store import CRDS, Store, api_version
 
-_JSON = {"Content-Type": "application/json"}
+
+def respond(payload: kmock.Payload, status: int = 200, *, content_type: str | None = None,
+            warning: str | None = None) -> kmock.Response:
+    """``payload`` with ``status`` and these headers, each named even when None (not sent): kmock keeps the
+    status and headers of the last Response a reaction returned on the reaction itself, for every later
+    request it serves, so each object handler answers through this one, which sets them all."""
+    return kmock.Response(status=status, payload=payload, headers={"Content-Type": content_type, "Warning": warning})
 
 
 @dataclass(frozen=True)
@@ -67,6 +86,8 @@ class PodiumEmulator(kmock.KubernetesEmulator):
     access_log: set[tuple[str, access.ApiCall]] = attrs.field(factory=set, init=False)
     # Who may do what (bearer tokens, the chart's ClusterRoles); see .auth.
     identities: Identities = attrs.field(factory=Identities, init=False)
+    # Where each container's log is (the job runner's files), for `kubectl logs`; None: no runner, no logs.
+    pod_logs: logs.LogSource | None = attrs.field(default=None, init=False)
     _store: Store = attrs.field(init=False)
     _changed: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
 
@@ -74,7 +95,7 @@ class PodiumEmulator(kmock.KubernetesEmulator):
         super().__attrs_post_init__()
         self.fallback[kmock.method.PUT] << self._serve_replace  # kmock has no PUT
         self.fallback[kmock.method.DELETE] << self._serve_delete  # also deletecollection
-        self.fallback["get /openapi/v3"] << (lambda: openapi.index(self.resources))
+        self.fallback["get /openapi/v3"] << (lambda: openapi.index(self.resources, self._store.custom))
         self.fallback["get", re.compile(r"/openapi/v3/.+")] << self._serve_openapi
         for path in ("/healthz", "/livez", "/readyz"):
             self.fallback[f"get {path}"] << b"ok"
@@ -160,28 +181,40 @@ class PodiumEmulator(kmock.KubernetesEmulator):
 
     async def _serve_openapi(self, request: kmock.Request) -> kmock.Payload:
         path = request.url.path.removeprefix("/openapi/v3/")
-        return _or_not_found(openapi.group_version(self.resources, path))
+        return _or_not_found(openapi.group_version(self.resources, path, self._store.custom))
 
     # Objects.
 
     async def _serve_fetch(self, request: kmock.Request) -> kmock.Payload:
         target = self._target(request)
+        if target.subresource == "log" and (target.resource.group, target.resource.plural) == ("", "pods"):
+            return await self._serve_log(request, target)
         if target.subresource not in (None, "status"):
             raise errors.resource_not_found()
         obj = self._store.get(target.resource, target.namespace, target.object_name)
-        return self._table([obj], request, target) if _wants_table(request) else obj
+        return respond(self._table([obj], request, target) if _wants_table(request) else obj)
+
+    async def _serve_log(self, request: kmock.Request, target: Target) -> kmock.Payload:
+        def current() -> dict[str, Any] | None:
+            try:
+                return self._store.get(target.resource, target.namespace, target.object_name)
+            except kmock.KubernetesError:
+                return None
+
+        pod = self._store.get(target.resource, target.namespace, target.object_name)
+        return respond(await logs.serve(pod, request.params, self.pod_logs, current), content_type="text/plain")
 
     async def _serve_list(self, request: kmock.Request) -> kmock.Payload:
         target = self._target(request)
-        items = self._store.select(target.resource, _matcher(request))
+        items = self._store.select(target.resource, query.matcher(request))
         if _wants_table(request):
-            return self._table(items, request, target)
-        return {
+            return respond(self._table(items, request, target))
+        return respond({
             "apiVersion": api_version(target.resource),
             "kind": f"{target.info.kind}List",
             "metadata": {"resourceVersion": self._store.resource_version},
             "items": items,
-        }
+        })
 
     async def _serve_create(self, request: kmock.Request) -> kmock.Payload:
         target = self._target(request)
@@ -191,45 +224,48 @@ class PodiumEmulator(kmock.KubernetesEmulator):
             user = current_user.get()
             if user is None:
                 raise errors.api_error(401, "Unauthorized", "Unauthorized")
-            return kmock.Response(status=201, payload=self_subject_review(request.data, user))
-        created = self._store.create(target.resource, target.namespace, request.data, strict=_strict(request))
-        return kmock.Response(status=201, payload=created)
+            return respond(self_subject_review(request.data, user), 201)
+        options = query.write_options(request)
+        created = self._store.create(target.resource, target.namespace, request.data, options)
+        return respond(created, 201, warning=query.warning_header(options.warnings))
 
     async def _serve_update(self, request: kmock.Request) -> kmock.Payload:
         target = self._target(request)
         content_type = request.headers.get("Content-Type", objects.MERGE_PATCH)
         body = yaml.safe_load(request.text) if content_type.startswith(objects.APPLY_PATCH) else request.data
-        return self._store.patch(
-            target.resource, target.namespace, target.object_name, body, content_type, target.subresource,
-            strict=_strict(request),
+        options = query.write_options(request)
+        patched = self._store.patch(
+            target.resource, target.namespace, target.object_name, body, content_type, target.subresource, options
         )
+        return respond(patched, warning=query.warning_header(options.warnings))
 
     async def _serve_replace(self, request: kmock.Request) -> kmock.Payload:
         target = self._target(request)
-        return self._store.replace(
-            target.resource, target.namespace, target.object_name, request.data, target.subresource,
-            strict=_strict(request),
+        options = query.write_options(request)
+        replaced = self._store.replace(
+            target.resource, target.namespace, target.object_name, request.data, target.subresource, options
         )
+        return respond(replaced, warning=query.warning_header(options.warnings))
 
     async def _serve_delete(self, request: kmock.Request) -> kmock.Payload:
         target = self._target(request)
-        options = _delete_options(request)
+        options = query.delete_options(request)
         if target.subresource is not None:
             raise errors.method_not_allowed()
         if target.name is not None:
-            return self._store.delete(target.resource, target.namespace, target.name, options)
-        self._store.delete_collection(target.resource, _matcher(request), options)
-        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+            return respond(self._store.delete(target.resource, target.namespace, target.name, options))
+        self._store.delete_collection(target.resource, query.matcher(request), options)
+        return respond({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
 
     # kmock streams watches without a Content-Type, but client-go (kubectl) needs one,
     # hence a Response around the stream instead of kmock's plain async generator.
     async def _serve_watch(self, request: kmock.Request) -> kmock.Payload:  # type: ignore[override]
-        return kmock.Response(headers=_JSON, payload=self._watch(request, self._target(request)))
+        return respond(self._watch(request, self._target(request)), content_type="application/json")
 
     async def _watch(self, request: kmock.Request, target: Target) -> AsyncIterator[kmock.Payload]:
         yield b""  # send the headers at once, even if no event comes for a while
-        deadline = _deadline(request.params.get("timeoutSeconds"))
-        matches = _matcher(request)
+        deadline = query.deadline(request.params.get("timeoutSeconds"))
+        matches = query.matcher(request)
         since = request.params.get("resourceVersion", "0")
         position = int(since) if since.isdigit() else 0
         if position and position < self._store.oldest_resumable_rv:
@@ -240,23 +276,21 @@ class PodiumEmulator(kmock.KubernetesEmulator):
             for obj in self._store.select(target.resource, matches):
                 yield self._event(request, target, "ADDED", obj)
             if request.params.get("sendInitialEvents") == "true":
-                yield _initial_events_end(target, position)
+                yield query.initial_events_end(target.resource, target.info.kind, position)
         while True:
             changed = self._changed  # taken before reading, so no change slips in between
             changes = self._store.changes_after(position)
             for change in changes:
                 position = change.rv
-                if (event_type := _event_type(change, target.resource, matches)) is not None:
+                if (event_type := query.event_type(change, target.resource, matches)) is not None:
                     yield self._event(request, target, event_type, change.obj)
-            if not changes and not await _wait(changed, deadline):
+            if not changes and not await query.wait(changed, deadline):
                 return
 
     # Helpers.
 
     def _target(self, request: kmock.Request) -> Target:
         """What the request addresses; 404 for unknown resources or misplaced namespaces."""
-        if request.params.get("dryRun"):  # refuse rather than persist what should not be
-            raise errors.bad_request("dryRun is not supported by the local API emulator")
         info = self._store.info(request.resource)
         if request.resource is None or (request.namespace is not None and not info.namespaced):
             raise errors.resource_not_found()
@@ -268,13 +302,13 @@ class PodiumEmulator(kmock.KubernetesEmulator):
 
     def _table(self, items: list[dict[str, Any]], request: kmock.Request, target: Target) -> dict[str, Any]:
         custom = self._store.custom.get(target.resource)
-        return tables.build_table(
-            items,
-            custom.printer_columns if custom else [],
-            resource_version=self._store.resource_version,
-            include_object=request.params.get("includeObject", "PartialObjectMetadata"),
-            now=datetime.datetime.now(datetime.UTC),
-        )
+        options: dict[str, Any] = {"resource_version": self._store.resource_version,
+                                   "include_object": request.params.get("includeObject", "PartialObjectMetadata"),
+                                   "now": datetime.datetime.now(datetime.UTC)}
+        printer = printers.printer_for(target.resource.group, target.resource.plural)
+        if custom is None and printer is not None:
+            return printers.build_table(items, printer, **options)
+        return tables.build_table(items, custom.printer_columns if custom else [], **options)
 
 
 def _or_not_found(document: dict[str, Any] | None) -> dict[str, Any]:
@@ -289,76 +323,6 @@ def _group_of(request: kmock.Request) -> str:
 
 def _wants_table(request: kmock.Request) -> bool:
     return tables.wants_table(request.headers.get("Accept", ""))
-
-
-def _strict(request: kmock.Request) -> bool:
-    return request.params.get("fieldValidation") == "Strict"
-
-
-def _matcher(request: kmock.Request) -> Matcher:
-    """Namespace, name, ``labelSelector`` and ``fieldSelector`` of a list/watch request."""
-    try:
-        labels = selectors.parse_label_selector(request.params.get("labelSelector", ""))
-        fields = selectors.parse_field_selector(request.params.get("fieldSelector", ""))
-    except selectors.SelectorError as e:
-        raise errors.bad_request(str(e)) from e
-    namespace, name = request.namespace, request.name
-
-    def matches(obj: Mapping[str, Any]) -> bool:
-        meta = obj.get("metadata", {})
-        return (
-            namespace in (None, meta.get("namespace"))
-            and name in (None, meta.get("name"))
-            and selectors.match_labels(labels, meta.get("labels") or {})
-            and selectors.match_fields(fields, obj)
-        )
-
-    return matches
-
-
-def _event_type(change: Change, resource: kmock.resource, matches: Matcher) -> str | None:
-    """How a watcher with a selector sees a change: objects may enter or leave its view."""
-    if change.resource != resource:
-        return None
-    now_matching = matches(change.obj)
-    was_matching = change.old is not None and matches(change.old)
-    if change.type != "MODIFIED":
-        return change.type if now_matching else None
-    if now_matching:
-        return "MODIFIED" if was_matching else "ADDED"
-    return "DELETED" if was_matching else None
-
-
-def _initial_events_end(target: Target, rv: int) -> dict[str, Any]:
-    # The bookmark that ends the initial listing of `sendInitialEvents=true` (watch-list) clients.
-    metadata = {"resourceVersion": str(rv), "annotations": {"k8s.io/initial-events-end": "true"}}
-    bookmark = {"apiVersion": api_version(target.resource), "kind": target.info.kind, "metadata": metadata}
-    return {"type": "BOOKMARK", "object": bookmark}
-
-
-def _delete_options(request: kmock.Request) -> DeleteOptions:
-    body = request.data if isinstance(request.data, Mapping) else {}
-    preconditions = body.get("preconditions") or {}
-    policy = body.get("propagationPolicy") or request.params.get("propagationPolicy") or "Background"
-    return DeleteOptions(policy, preconditions.get("uid"), preconditions.get("resourceVersion"))
-
-
-def _deadline(timeout_seconds: str | None) -> float | None:
-    if not timeout_seconds or not timeout_seconds.isdigit():
-        return None
-    return asyncio.get_running_loop().time() + int(timeout_seconds)
-
-
-async def _wait(event: asyncio.Event, deadline: float | None) -> bool:
-    """Wait for the event until the deadline; False if the deadline passed."""
-    timeout = None if deadline is None else deadline - asyncio.get_running_loop().time()
-    if timeout is not None and timeout <= 0:
-        return False
-    try:
-        await asyncio.wait_for(event.wait(), timeout)
-    except TimeoutError:
-        return False
-    return True
 
 
 # kmock's parse_path() takes the "namespaces" of /api/v1/namespaces[/name[/status]] for the

@@ -4,7 +4,10 @@ Local mode binds each user to one of the Helm chart's people roles (``podium-par
 ``podium-playground-owner`` in ``charts/podium/templates/rbac.yaml``) rather than to a copy of them, so
 what local mode allows is what a cluster with the chart installed allows. The templates use only plain
 value references (``{{ .Values.x }}``), none of them in a ClusterRole's rules, so reading the ClusterRoles
-needs no Helm: each reference is replaced by a placeholder before the YAML is parsed.
+needs no Helm: each reference is replaced by a placeholder before the YAML is parsed (the release's namespace
+by ``podium-system``, local mode's). What the chart's templates bind to every authenticated user
+(``system:authenticated``: reading ConfigMap ``podium-client``, where clients find the object store, in
+``client-config.yaml``) local mode grants every user too.
 """
 
 from __future__ import annotations
@@ -19,9 +22,13 @@ import yaml
 from podium_operator.local.apiserver.access import ApiCall
 
 # The checkout's chart (local mode runs from a checkout or an editable install).
-CHART_RBAC = Path(__file__).resolve().parents[4] / "charts/podium/templates/rbac.yaml"
+CHART_TEMPLATES = Path(__file__).resolve().parents[4] / "charts/podium/templates"
+CHART_RBAC = CHART_TEMPLATES / "rbac.yaml"
 ROLES = {"participant": "podium-participant", "owner": "podium-playground-owner"}  # short names for the CLI
 _REFERENCE = re.compile(r"\{\{[^}]*\}\}")
+_RELEASE_NAMESPACE = re.compile(r"\{\{\s*\.Release\.Namespace\s*\}\}")
+RELEASE_NAMESPACE = "podium-system"
+AUTHENTICATED = "system:authenticated"
 
 Rule = Mapping[str, Any]
 
@@ -36,12 +43,34 @@ BASIC_USER: tuple[Rule, ...] = (
 
 def chart_cluster_roles(path: Path = CHART_RBAC) -> dict[str, tuple[Rule, ...]]:
     """Every ClusterRole of the chart's RBAC template, by name."""
+    return {doc["metadata"]["name"]: tuple(doc.get("rules") or ()) for doc in _documents(path)
+            if doc.get("kind") == "ClusterRole"}
+
+
+def chart_authenticated_rules(templates: Path = CHART_TEMPLATES) -> tuple[tuple[str | None, tuple[Rule, ...]], ...]:
+    """What the chart's bindings grant every authenticated user: (namespace, or None cluster-wide; rules) pairs."""
+    documents = [doc for path in sorted(templates.glob("*.yaml")) for doc in _documents(path)]
+    roles = {(doc["kind"], doc["metadata"].get("namespace"), doc["metadata"]["name"]): tuple(doc.get("rules") or ())
+             for doc in documents if doc.get("kind") in ("Role", "ClusterRole")}
+    granted = []
+    for doc in documents:
+        if doc.get("kind") not in ("RoleBinding", "ClusterRoleBinding") or not any(
+                subject.get("kind") == "Group" and subject.get("name") == AUTHENTICATED
+                for subject in doc.get("subjects") or ()):
+            continue
+        namespace = doc["metadata"].get("namespace") if doc["kind"] == "RoleBinding" else None
+        ref = doc["roleRef"]
+        rules = roles.get((ref["kind"], namespace if ref["kind"] == "Role" else None, ref["name"]), ())
+        granted.append((namespace, rules))
+    return tuple(granted)
+
+
+def _documents(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: local mode authorizes its users with the Helm chart's ClusterRoles; "
                                 "run it from a checkout (or an editable install) that has charts/podium")
-    documents = yaml.safe_load_all(_REFERENCE.sub("placeholder", path.read_text()))
-    return {doc["metadata"]["name"]: tuple(doc.get("rules") or ()) for doc in documents
-            if doc and doc.get("kind") == "ClusterRole"}
+    text = _REFERENCE.sub("placeholder", _RELEASE_NAMESPACE.sub(RELEASE_NAMESPACE, path.read_text()))
+    return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
 def role_name(role: str) -> str:

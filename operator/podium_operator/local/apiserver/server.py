@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -81,11 +81,13 @@ class ApiServer(BackgroundService):
         """Every user by name, the admin (``podium-admin``) included."""
         return self.call(self.emulator.identities.users)
 
-    def write_kubeconfig(self, path: Path, namespace: str = "default", *, user: str | None = None) -> Path:
+    def write_kubeconfig(self, path: Path, namespace: str = "default", *, user: str | None = None,
+                         extensions: Mapping[str, Mapping[str, Any]] | None = None) -> Path:
         """Write a kubeconfig for this server (readable by its owner only: it holds bearer tokens).
 
         By default, the admin's: context ``podium-local`` (current) plus one context per user, named after
         the user (``kubectl --context alice``); with ``user``, that user's context and credentials only.
+        ``extensions`` (user → extension name → value) go into those users' entries (``user.extensions``).
         """
         names = [user] if user is not None else [ADMIN, *sorted(set(self.users()) - {ADMIN})]
         tokens = {name: self.token_of(name) for name in names}
@@ -93,7 +95,8 @@ class ApiServer(BackgroundService):
         partial = path.with_name(f".{path.name}.partial")  # replaced at once: clients may be reading it
         partial.unlink(missing_ok=True)
         partial.touch(mode=0o600)
-        partial.write_text(yaml.safe_dump(kubeconfig(self.server_url, namespace, tokens), sort_keys=False))
+        document = kubeconfig(self.server_url, namespace, tokens, extensions)
+        partial.write_text(yaml.safe_dump(document, sort_keys=False))
         partial.replace(path)
         return path
 
@@ -159,21 +162,29 @@ def token_url(server_url: str, token: str) -> str:
     return f"{server_url}{TOKEN_PATH}{token}"
 
 
-def kubeconfig(server_url: str, namespace: str = "default", tokens: dict[str, str] | None = None) -> dict[str, object]:
+def kubeconfig(server_url: str, namespace: str = "default", tokens: dict[str, str] | None = None,
+               extensions: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, object]:
     """A kubeconfig document for this plain-HTTP server: a context per ``tokens`` entry (user → token), in order,
     the first current, named after the user (the admin's: ``podium-local``); no tokens: one without credentials.
 
     Each context's cluster has the token in its server URL (kubectl sends no credentials over plain HTTP)
-    and its user the same token (what token-aware clients send as a header).
+    and its user the same token (what token-aware clients send as a header), plus that user's ``extensions``
+    (name → value), as kubeconfig's ``NamedExtension`` list.
     """
     entries = list((tokens or {ADMIN: ""}).items())
     names = {name: KUBECONFIG_NAME if name == ADMIN else name for name, _ in entries}
+
+    def user(name: str, token: str) -> dict[str, Any]:
+        found = (extensions or {}).get(name) or {}
+        listed = [{"name": key, "extension": dict(value)} for key, value in found.items()]
+        return {**({"token": token} if token else {}), **({"extensions": listed} if listed else {})}
+
     return {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": names[name], "cluster": {"server": token_url(server_url, token) if token else server_url}}
                      for name, token in entries],
-        "users": [{"name": names[name], "user": {"token": token} if token else {}} for name, token in entries],
+        "users": [{"name": names[name], "user": user(name, token)} for name, token in entries],
         "contexts": [
             {"name": names[name], "context": {"cluster": names[name], "user": names[name], "namespace": namespace}}
             for name, _ in entries

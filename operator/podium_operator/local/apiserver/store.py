@@ -18,8 +18,8 @@ from typing import Any
 
 import kmock
 
-from podium.api import cel, schema
-from podium_operator.local.apiserver import errors, objects
+from podium_operator.local.apiserver import builtins, errors, objects
+from podium_operator.local.apiserver.conform import WriteOptions, conform
 from podium_operator.local.apiserver.crds import CustomResource, custom_resources, established_status
 
 Key = tuple[kmock.resource, str | None, str]  # resource, namespace (None if cluster-scoped), name
@@ -50,6 +50,7 @@ class DeleteOptions:
     propagation: str = "Background"  # Background, Foreground (treated as Background) or Orphan
     uid: str | None = None  # preconditions
     resource_version: str | None = None
+    dry_run: bool = False  # ?dryRun=All: answer as the delete would, change nothing
 
 
 class Store:
@@ -106,16 +107,20 @@ class Store:
     # Writing.
 
     def create(
-        self, resource: kmock.resource, namespace: str | None, body: Any, *, strict: bool = False
+        self, resource: kmock.resource, namespace: str | None, body: Any, options: WriteOptions | None = None
     ) -> dict[str, Any]:
+        options = options or WriteOptions()
         info = self.info(resource)
-        obj = self._new_object(resource, info, namespace, body, strict)
+        obj = self._new_object(resource, info, namespace, body, options)
         key = self._key(resource, obj["metadata"].get("namespace"), obj["metadata"]["name"])
         if key in self.objects and not self.objects[key].deleted:
             raise errors.already_exists(resource, key[2])
         if resource == CRDS:
             _check_crd_name(obj)
             obj["status"] = established_status(obj, obj["metadata"]["creationTimestamp"])
+        if options.dry_run:
+            return obj  # as it would be stored, but without a resourceVersion (as a real dry run)
+        if resource == CRDS:
             self._register_crd(obj)
         return self._store(key, "ADDED", obj, old=None)
 
@@ -126,12 +131,11 @@ class Store:
         name: str,
         body: Any,
         subresource: str | None,
-        *,
-        strict: bool = False,
+        options: WriteOptions | None = None,
     ) -> dict[str, Any]:
         if not isinstance(body, Mapping):
             raise errors.bad_request("the request body must be a JSON object")
-        return self._update(self._key(resource, namespace, name), dict(body), subresource, strict)
+        return self._update(self._key(resource, namespace, name), dict(body), subresource, options or WriteOptions())
 
     def patch(
         self,
@@ -141,19 +145,19 @@ class Store:
         patch: Any,
         content_type: str,
         subresource: str | None,
-        *,
-        strict: bool = False,
+        options: WriteOptions | None = None,
     ) -> dict[str, Any]:
+        options = options or WriteOptions()
         key = self._key(resource, namespace, name)
         if content_type.startswith(objects.APPLY_PATCH) and not self._exists(key):
-            return self.create(resource, namespace, patch, strict=strict)  # server-side apply creates
+            return self.create(resource, namespace, patch, options)  # server-side apply creates
         if content_type.startswith(objects.STRATEGIC_MERGE_PATCH) and resource in self.custom:
             raise errors.unsupported_media_type(content_type)  # as for real custom resources
         try:
             new = objects.apply_patch(self._live(key), patch, content_type)
         except objects.PatchError as e:
             raise errors.unprocessable(str(e)) from e
-        return self._update(key, new, subresource, strict)
+        return self._update(key, new, subresource, options)
 
     def delete(
         self, resource: kmock.resource, namespace: str | None, name: str, options: DeleteOptions
@@ -163,16 +167,24 @@ class Store:
         meta = obj["metadata"]
         if options.uid not in (None, meta["uid"]) or options.resource_version not in (None, meta["resourceVersion"]):
             raise errors.conflict(resource, name)
+        finalizing = bool(meta.get("finalizers")) or resource == NAMESPACES
+        if finalizing and not meta.get("deletionTimestamp"):
+            deleting = {**obj, "metadata": {**meta, "deletionTimestamp": self._now(), "deletionGracePeriodSeconds": 0}}
+        else:
+            deleting = dict(obj)
+        if options.dry_run:
+            return deleting  # what a real delete would answer; nothing changes, nothing cascades
         if resource == NAMESPACES:
             return self._terminate_namespace(key)
-        if not meta.get("finalizers"):
+        if not finalizing:
             return self._remove(key, cascade=options.propagation != "Orphan")
         if meta.get("deletionTimestamp"):
             return dict(obj)
-        deleting = {**obj, "metadata": {**meta, "deletionTimestamp": self._now(), "deletionGracePeriodSeconds": 0}}
         return self._store(key, "MODIFIED", deleting, old=obj)
 
     def delete_collection(self, resource: kmock.resource, matches: Matcher, options: DeleteOptions) -> None:
+        if options.dry_run:
+            return
         for obj in self.select(resource, matches):
             meta = obj["metadata"]
             if self._exists(self._key(resource, meta.get("namespace"), meta["name"])):  # not cascaded away
@@ -199,7 +211,8 @@ class Store:
         return objects.now_timestamp(self._clock())
 
     def _new_object(
-        self, resource: kmock.resource, info: kmock.ResourceInfo, namespace: str | None, body: Any, strict: bool
+        self, resource: kmock.resource, info: kmock.ResourceInfo, namespace: str | None, body: Any,
+        options: WriteOptions,
     ) -> dict[str, Any]:
         if not isinstance(body, Mapping):
             raise errors.bad_request("the request body must be a JSON object")
@@ -217,7 +230,8 @@ class Store:
             obj |= {"spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
         elif "status" in info.subresources:
             obj.pop("status", None)  # status is written via /status only
-        return self._conform(resource, self.admit(resource, obj, None), strict)
+        obj = builtins.prepare(resource, obj)
+        return conform(self.custom.get(resource), resource, self.admit(resource, obj, None), options)
 
     def _writable_namespace(self, url_namespace: str | None, body_namespace: str | None) -> str:
         if url_namespace and body_namespace and url_namespace != body_namespace:
@@ -233,29 +247,7 @@ class Store:
             )
         return name
 
-    def _conform(
-        self, resource: kmock.resource, obj: dict[str, Any], strict: bool, old: Mapping[str, Any] | None = None
-    ) -> dict[str, Any]:
-        """Prune, default and validate a custom resource against its CRD's schema and rules.
-
-        ``strict`` is ``?fieldValidation=Strict`` (kubectl's default): unknown fields are
-        an error instead of being dropped silently.
-        """
-        custom = self.custom.get(resource)
-        if custom is None or custom.schema is None:
-            return obj
-        obj, dropped = schema.prune(obj, custom.schema)
-        if strict and dropped:
-            unknown = ", ".join(f'unknown field "{path}"' for path in dropped)
-            raise errors.bad_request(f"{custom.info.kind} in version {resource.version!r} cannot be handled as a "
-                                     f"{custom.info.kind}: strict decoding error: {unknown}")
-        obj = schema.apply_defaults(obj, custom.schema)
-        causes = schema.validate(obj, custom.schema) or cel.violations(obj, custom.schema, old)
-        if causes:
-            raise errors.invalid(custom.info.kind or "", resource.group, obj["metadata"]["name"], causes)
-        return obj
-
-    def _update(self, key: Key, new: dict[str, Any], subresource: str | None, strict: bool) -> dict[str, Any]:
+    def _update(self, key: Key, new: dict[str, Any], subresource: str | None, options: WriteOptions) -> dict[str, Any]:
         resource = key[0]
         old = self._live(key)
         has_status = self.has_status(resource)
@@ -271,10 +263,12 @@ class Store:
         elif has_status:
             new = objects.with_status_of(new, old)  # the status is ignored on the main resource
         if subresource is None:
-            new = self.admit(resource, new, old)
-        new = self._conform(resource, new, strict, old)
+            new = self.admit(resource, builtins.prepare(resource, new), old)
+        new = conform(self.custom.get(resource), resource, new, options, old)
         if objects.spec_changed(old, new, ignore_status=has_status):
             new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
+        if options.dry_run:
+            return new  # with the current resourceVersion, as a real dry run answers
         if resource == CRDS:
             self._register_crd(new)
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):

@@ -1,8 +1,8 @@
 """Server-side printing: ``meta.k8s.io/v1`` Tables for ``kubectl get`` (pure functions).
 
 kubectl asks for ``Accept: application/json;as=Table;v=v1;g=meta.k8s.io`` and prints the
-rows it gets. Columns come from a CRD's ``additionalPrinterColumns``; builtins get
-NAME and AGE. JSONPath supports ``.a.b``, ``[0]``, ``[*]`` and ``[?(@.key=="value")]``.
+rows it gets. Columns come from a CRD's ``additionalPrinterColumns``; builtins get theirs from
+:mod:`.printers`, or NAME and AGE. JSONPath supports ``.a.b``, ``[0]``, ``[*]`` and ``[?(@.key=="value")]``.
 """
 
 from __future__ import annotations
@@ -51,12 +51,18 @@ def build_table(
 ) -> dict[str, Any]:
     """Render objects as a Table; ``columns`` are printer columns without the NAME one."""
     columns = list(columns) or [AGE_COLUMN]
+    rows = [_row(obj, columns, include_object, now) for obj in objects]
+    return table([NAME_COLUMN, *columns], rows, resource_version)
+
+
+def table(columns: Sequence[Mapping[str, Any]], rows: list[dict[str, Any]], resource_version: str) -> dict[str, Any]:
+    """A ``meta.k8s.io/v1`` Table of ``rows`` (``{"cells": [...], "object": ...}``) under ``columns``."""
     return {
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": {"resourceVersion": resource_version},
-        "columnDefinitions": [_definition(column) for column in [NAME_COLUMN, *columns]],
-        "rows": [_row(obj, columns, include_object, now) for obj in objects],
+        "columnDefinitions": [_definition(column) for column in columns],
+        "rows": rows,
     }
 
 
@@ -137,7 +143,7 @@ def _row(
     obj: Mapping[str, Any], columns: Sequence[Mapping[str, Any]], include_object: str, now: datetime.datetime
 ) -> dict[str, Any]:
     cells = [obj.get("metadata", {}).get("name")] + [_cell(obj, column, now) for column in columns]
-    return {"cells": cells, "object": _row_object(obj, include_object)}
+    return {"cells": cells, "object": row_object(obj, include_object)}
 
 
 def _cell(obj: Mapping[str, Any], column: Mapping[str, Any], now: datetime.datetime) -> Any:
@@ -151,7 +157,8 @@ def _cell(obj: Mapping[str, Any], column: Mapping[str, Any], now: datetime.datet
     return values[0]
 
 
-def _row_object(obj: Mapping[str, Any], include_object: str) -> dict[str, Any] | None:
+def row_object(obj: Mapping[str, Any], include_object: str) -> dict[str, Any] | None:
+    """What a row carries of its object, as ``?includeObject=`` asks (kubectl: the metadata only)."""
     if include_object == "None":
         return None
     if include_object == "Object":
