@@ -14,6 +14,7 @@ from sklearn import metrics as skm
 from podium.errors import InvalidConfig, InvalidHoldout, InvalidPredictions, PodiumError
 from podium.metrics import METRICS, classification_metrics, compute_metrics, metric_names, regression_metrics
 from podium.metrics.auc import binary_auc, ovr_macro_auc
+from podium.metrics.scorekeys import score_keys
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -132,12 +133,100 @@ def test_r2_of_constant_truth_follows_sklearn() -> None:
     assert regression_metrics([2.0, 2.0], [1.0, 2.0])["r2"] == skm.r2_score([2.0, 2.0], [1.0, 2.0]) == 0.0
 
 
-def test_large_ovr_auc_runs_in_parallel_and_matches_sklearn() -> None:
+def dense_ranks(values: np.ndarray) -> np.ndarray:
+    return np.unique(values, return_inverse=True)[1]
+
+
+@st.composite
+def score_matrices(draw: st.DrawFn) -> np.ndarray:
+    """Score columns of each kind the key builder tells apart, with ties, constant columns and stragglers."""
+    n, m = draw(st.integers(1, 300)), draw(st.integers(1, 4))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    kind = draw(st.sampled_from(["float64", "float32", "decimals", "integers", "constant", "near-ties"]))
+    if kind == "decimals":  # as CSV files hold them: k / 10**d, possibly negative
+        decimals = draw(st.integers(0, 9))
+        scores = rng.integers(-(10**decimals), 10**decimals + 1, size=(n, m)) / 10.0**decimals
+    elif kind == "integers":  # a wide range: too many histogram bins, so sorted
+        scores = rng.integers(-(10**12), 10**12, size=(n, m)).astype(np.float64)
+    elif kind == "constant":
+        scores = np.full((n, m), draw(st.sampled_from([0.0, -0.0, 0.5, 1e-300])))
+    else:
+        scores = rng.random((n, m)) * 10.0 ** draw(st.integers(-30, 30))
+        scores = scores.astype(np.float32).astype(np.float64) if kind == "float32" else scores
+    if kind == "near-ties":  # some scores a few float64 steps apart: distinct, but equal as float32
+        near = rng.random(n) < draw(st.sampled_from([0.05, 0.5]))
+        base = rng.random(3).astype(np.float32).astype(np.float64)[rng.integers(0, 3, size=(n, m))]
+        scores = np.where(near[:, None], base * (1 + rng.integers(-4, 5, size=(n, m)) * 2.0**-52), scores)
+    if draw(st.booleans()):  # ties: many rows share a few values
+        scores = scores[rng.integers(0, min(n, draw(st.integers(1, 5))), size=n)]
+    if draw(st.booleans()):  # one value off the grid / not a float32, wherever the sample may miss it
+        row, column = rng.integers(0, n), rng.integers(0, m)
+        scores[row, column] = np.nextafter(scores[row, column], np.inf)
+    return scores if draw(st.booleans()) else np.asfortranarray(scores)
+
+
+@settings(SETTINGS, max_examples=200)
+@given(score_matrices())
+def test_score_keys_order_like_the_scores_and_tie_exactly_unless_marked_rounded(scores: np.ndarray) -> None:
+    keys = score_keys(scores)
+    assert keys.rows.shape == scores.T.shape and keys.rows.flags.c_contiguous
+    for j in range(scores.shape[1]):
+        if keys.exact is None:
+            assert np.array_equal(dense_ranks(keys.rows[j]), dense_ranks(scores[:, j]))
+        else:  # monotone: sorted by score, the keys never decrease
+            assert keys.exact is scores
+            assert (np.diff(keys.rows[j][np.argsort(scores[:, j], kind="stable")]) >= 0).all()
+    if keys.bins:
+        assert keys.exact is None and keys.rows.min() >= 0 and keys.rows.max() < keys.bins
+
+
+@settings(SETTINGS, max_examples=200)
+@given(score_matrices(), st.integers(0, 2**32 - 1))
+def test_auc_matches_sklearn_on_every_kind_of_score(scores: np.ndarray, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    positive = rng.random(len(scores)) < rng.uniform(0.05, 0.95)
+    both = 0 < positive.sum() < len(positive)
+    expected = skm.roc_auc_score(positive, scores[:, 0]) if both else float("nan")
+    assert close(binary_auc(scores[:, 0], positive), expected)
+
+
+def _scores_of_kind(kind: str, rows: int, rng: np.random.Generator) -> np.ndarray:
+    proba = rng.dirichlet(np.ones(3), size=rows)
+    if kind == "decimals":
+        return np.round(proba, 3)
+    return proba.astype(np.float32).astype(np.float64) if kind == "float32" else proba
+
+
+@pytest.mark.parametrize(("kind", "counted", "rounded"), [
+    ("decimals", True, False), ("float32", False, False), ("float64", False, True),
+])
+def test_large_ovr_auc_matches_sklearn_on_every_key_path(kind: str, counted: bool, rounded: bool) -> None:
     rng = np.random.default_rng(0)
     true = rng.integers(0, 3, 250_000)
-    proba = np.round(rng.dirichlet(np.ones(3), size=250_000), 3)
+    proba = _scores_of_kind(kind, 250_000, rng)
+    keys = score_keys(proba)
+    assert bool(keys.bins) == counted and (keys.exact is not None) == rounded
     ours = ovr_macro_auc(proba, true)
     assert close(ours, np.mean([skm.roc_auc_score(true == j, proba[:, j]) for j in range(3)]))
+
+
+@pytest.mark.parametrize("kind", ["decimals", "float32"])
+def test_a_straggler_past_the_first_block_falls_back_to_exact_keys(kind: str) -> None:
+    rng = np.random.default_rng(1)
+    proba = _scores_of_kind(kind, 40_000, rng)
+    proba[-1, 1] = np.nextafter(proba[-1, 1], 1.0)  # off the 3-decimal grid, not a float32
+    keys = score_keys(proba)
+    assert keys.bins == 0 and keys.exact is proba
+    positive = rng.random(40_000) < 0.3
+    assert close(binary_auc(proba[:, 1], positive), skm.roc_auc_score(positive, proba[:, 1]))
+
+
+@pytest.mark.parametrize("scores", [[0.001, 0.002, 1e9, 0.002], [1e30, 1e30, 1e30, 1e30], [-1e300, 0.0, 1e300, 0.0]])
+def test_a_wide_range_on_the_grid_is_sorted_not_counted(scores: list[float]) -> None:
+    column = np.array(scores)
+    assert score_keys(column[:, None]).bins == 0
+    positive = np.array([True, False, False, True])
+    assert close(binary_auc(column, positive), skm.roc_auc_score(positive, column))
 
 
 def test_auc_of_all_tied_scores_is_one_half() -> None:
@@ -192,6 +281,9 @@ PROBA = np.array([[0.9, 0.1], [0.2, 0.8]])
         ({"y_pred": ["a"]}, InvalidPredictions, "has 1 rows but the holdout has 2"),
         ({"y_pred": ["a", "zebra"]}, InvalidPredictions, r"labels \['zebra'\] that are not among"),
         ({"y_true": ["a", "zebra"]}, InvalidHoldout, "add the missing classes"),
+        ({"y_true": [0, 1], "y_pred": [0, 7], "labels": [0, 1]}, InvalidPredictions, r"labels \[7\] that are not"),
+        ({"y_true": [0, 1], "y_pred": [0, -1], "labels": [0, 1]}, InvalidPredictions, r"labels \[-1\] that are not"),
+        ({"y_true": [0, 2], "y_pred": [0, 1], "labels": [0, 2]}, InvalidPredictions, r"labels \[1\] that are not"),
         ({"y_true": [], "y_pred": []}, InvalidHoldout, "no rows"),
         (
             {"y_pred": [0.2, 0.7], "labels": [0, 1], "y_true": [0, 1]},

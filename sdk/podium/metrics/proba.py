@@ -16,8 +16,8 @@ _FIELD = "predictions.proba"
 
 
 def align_proba(proba: Any, proba_classes: Any, classes: np.ndarray, *, n_rows: int) -> np.ndarray:
-    """``proba`` as float64 (n_rows, k) with column j holding the probability of ``classes[j]``."""
-    proba = np.asarray(proba, dtype=np.float64)
+    """``proba`` as C-contiguous float64 (n_rows, k), column j holding the probability of ``classes[j]``."""
+    proba = np.ascontiguousarray(proba, dtype=np.float64)  # rows are read whole by every metric
     k = len(classes)
     if proba.ndim != 2 or proba.shape[0] != n_rows:
         raise InvalidPredictions(
@@ -46,7 +46,8 @@ def align_proba(proba: Any, proba_classes: Any, classes: np.ndarray, *, n_rows: 
 
 def _check_rows(proba: np.ndarray) -> None:
     # A row sum is non-finite exactly when the row holds a NaN or an infinity, so one reduction checks both.
-    sums = proba.sum(axis=1)
+    # A product with ones is a BLAS call, several times faster than sum(axis=1) over short rows.
+    sums = proba @ np.ones(proba.shape[1])
     finite = np.isfinite(sums)
     if not finite.all():
         rows = np.flatnonzero(~finite)[:5].tolist()
