@@ -54,7 +54,8 @@ class TestManifest:
     def test_json_is_the_pydantic_schema(self, torch_clf) -> None:
         raw = json.loads((torch_clf.artifact / "manifest.json").read_text())
         assert raw["schema_version"] == 1 and raw["framework"] == "pytorch"
-        assert raw["onnx"] == {"available": True, "path": "model/model.onnx", "opset": 18, "error": None}
+        assert raw["onnx"] == {"available": True, "path": "model/model.onnx", "opset": 18, "error": None,
+                               "checked": True}
 
     def test_sklearn_labels_come_from_the_model(self, sklearn_clf, tmp_path: Path) -> None:
         with pytest.raises(ArtifactError, match="differ from the classes the model was fitted on"):

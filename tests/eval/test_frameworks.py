@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from podium.artifacts import load_submission, read_manifest, save_submission
 from podium.frameworks import (
@@ -18,6 +20,7 @@ from podium.frameworks import (
     UnknownFramework,
     get_adapter,
 )
+from podium.frameworks.base import fit_rows
 from podium.frameworks.detect import detect_framework, detect_model
 from podium.frameworks.outputs import to_predictions
 
@@ -70,9 +73,12 @@ def test_onnx_export_agrees_with_native(fixture: str, request: pytest.FixtureReq
     manifest = read_manifest(trained.artifact)
     assert manifest.onnx.available, manifest.onnx.error
     assert manifest.onnx.opset and (trained.artifact / manifest.onnx.path).is_file()
+    assert manifest.onnx.checked  # on the example data, labels included
 
     native = load_submission(trained.artifact).predict(trained.features)
     exported = load_submission(trained.artifact, runtime="onnx").predict(trained.features)
+    auto = load_submission(trained.artifact, runtime="auto")
+    assert auto.runtime == ("native" if trained.framework == "onnx" else "onnx")
 
     if native.proba is None:
         np.testing.assert_allclose(exported.labels, native.labels, rtol=ONNX_TOLERANCE)
@@ -276,3 +282,75 @@ def test_onnx_probability_columns_follow_the_graphs_class_order_not_the_playgrou
     predictions = to_predictions(output, rows=len(X), class_labels=playground_order, task="classification")
     columns = [list(predictions.classes).index(label) for label in forest.classes_]
     np.testing.assert_allclose(predictions.proba[:, columns], forest.predict_proba(X.astype(np.float32)), atol=1e-5)
+
+
+# --- fitting image rows to a model's input shape ------------------------------------------------
+
+_dims = st.lists(st.integers(1, 4), min_size=0, max_size=4).map(tuple)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.integers(0, 3), current=_dims, target=_dims)
+def test_fit_rows_only_ever_relays_out_the_same_values(rows: int, current: tuple, target: tuple) -> None:
+    values = np.arange(rows * int(np.prod(current)), dtype=np.float32).reshape(rows, *current)
+    fitted = fit_rows(values, target)
+    assert fitted is values or fitted.shape == (rows, *target)
+    np.testing.assert_array_equal(fitted.ravel(), values.ravel())  # C order: no value moved
+    squeezed = tuple(d for d in current if d != 1), tuple(d for d in target if d != 1)
+    if np.prod(current) == np.prod(target) and (squeezed[0] == squeezed[1] or min(map(len, squeezed)) <= 1):
+        assert fitted.shape == (rows, *target)
+
+
+@pytest.mark.parametrize(
+    ("current", "target", "fitted"),
+    [
+        ((8, 8), (8, 8, 1), (8, 8, 1)),  # Keras channels-last
+        ((8, 8), (1, 8, 8), (1, 8, 8)),  # torch channels-first
+        ((1, 8, 8), (8, 8), (8, 8)),
+        ((8, 8), (64,), (64,)),  # a flat-vector model (digits.data)
+        ((64,), (8, 8), (8, 8)),
+        ((8, 8, 3), (3, 8, 8), (8, 8, 3)),  # a transpose, not a reshape: left for the model to refuse
+        ((4, 16), (8, 8), (4, 16)),
+        ((8, 8), (8, 9), (8, 8)),
+        ((8, 8), ("height", 8, 1), (8, 8)),  # symbolic ONNX dimensions are not guessed
+        ((8, 8), (None, 8, 1), (8, 8)),
+    ],
+)
+def test_fit_rows(current: tuple, target: tuple, fitted: tuple) -> None:
+    assert fit_rows(np.zeros((5, *current)), target).shape == (5, *fitted)
+
+
+def test_torch_example_the_model_cannot_take_names_example_data(tmp_path: Path) -> None:
+    from podium.frameworks import ModelInputError
+    from tests.digits import digits_split, torch_conv
+
+    train_x, _, train_y, _ = digits_split()
+    model, _, _ = torch_conv(train_x[:100], train_y[:100])
+    with pytest.raises(ModelInputError, match=r"example_data: .*fails on example_data of shape \(64, 8, 8\).*"
+                       r"Fix: pass example rows in the shape the model takes"):
+        save_submission(model, tmp_path / "sub", example_data=train_x[:64].astype(np.float32))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.integers(1, 40),
+    classes=st.integers(2, 40),  # both sides of the column-wise softmax's class limit
+    scale=st.floats(0.01, 200.0),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_logits_become_the_row_wise_softmax(rows: int, classes: int, scale: float, dtype, seed: int) -> None:
+    logits = (np.random.default_rng(seed).normal(size=(rows, classes)) * scale).astype(dtype)
+    predictions = to_predictions(ModelOutput(scores=logits), rows=rows, class_labels=list(range(classes)))
+    wide = logits.astype(np.float64)
+    expected = np.exp(wide - wide.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    assert predictions.proba is not None and predictions.proba.dtype == np.float64
+    np.testing.assert_allclose(predictions.proba, expected, rtol=1e-12, atol=1e-300)
+    np.testing.assert_array_equal(predictions.labels, expected.argmax(axis=1))
+
+
+def test_a_float32_distribution_is_kept_as_it_is() -> None:
+    proba = np.array([[0.2, 0.8], [0.6, 0.4]], dtype=np.float32)
+    predictions = to_predictions(ModelOutput(scores=proba), rows=2, class_labels=["a", "b"])
+    assert predictions.proba is proba and list(predictions.labels) == ["b", "a"]

@@ -233,3 +233,123 @@ def _cli(artifact: Path, features: Path, out: Path, log: Path | None, env: dict[
     return subprocess.run(
         command, capture_output=True, text=True, env=environment, timeout=120, cwd=out.parent
     )
+
+
+# --- image (N-d) holdouts ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits_split():
+    from tests.digits import digits_split
+
+    return digits_split()
+
+
+@pytest.mark.parametrize("kind", ["sklearn", "sklearn-flat", "keras", "keras-2d", "pytorch", "onnx"])
+def test_image_holdout_is_scored_like_the_models_own_predictions(kind: str, digits_split, tmp_path: Path) -> None:
+    """(n, 8, 8) images stored as .npy reach each framework in the shape it was saved with."""
+    import warnings
+
+    from podium.data import write_table
+    from tests.digits import BUILDERS
+
+    train_x, test_x, train_y, test_y = digits_split
+    model, example, native = BUILDERS[kind](train_x, train_y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        save_submission(model, tmp_path / "sub", example_data=example, class_labels=list(range(10)))
+    features = write_table(test_x, tmp_path / "features.npy")
+    result = run_predict(tmp_path / "sub", features, tmp_path / "out", batch_rows=100)
+
+    labels = load_predictions(result.predictions).labels
+    assert result.rows == len(test_x) and result.batches == 6
+    np.testing.assert_array_equal(labels.astype(int), native(test_x))
+    assert np.mean(labels.astype(int) == test_y) > 0.85
+
+
+def test_keras_conv_saved_with_holdout_shaped_examples(digits_split, tmp_path: Path) -> None:
+    """Input((8, 8, 1)) but example rows of (8, 8): the model's declared input shape gets its channel axis."""
+    import warnings
+
+    from tests.digits import keras_conv
+
+    train_x, test_x, train_y, _ = digits_split
+    model, _, native = keras_conv(train_x, train_y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        manifest = save_submission(model, tmp_path / "sub", example_data=train_x, class_labels=list(range(10)))
+    assert manifest.onnx.available, manifest.onnx.error
+    result = run_predict(tmp_path / "sub", _npy(test_x, tmp_path / "f.npy"), tmp_path / "out")
+    np.testing.assert_array_equal(load_predictions(result.predictions).labels.astype(int), native(test_x))
+    onnx = run_predict(tmp_path / "sub", tmp_path / "f.npy", tmp_path / "onnx", runtime="onnx")
+    np.testing.assert_array_equal(load_predictions(onnx.predictions).labels.astype(int), native(test_x))
+
+
+def test_image_rows_that_are_not_a_reshape_of_the_examples_are_refused(digits_split, tmp_path: Path) -> None:
+    from tests.digits import torch_conv
+
+    train_x, test_x, train_y, _ = digits_split
+    model, example, _ = torch_conv(train_x, train_y)
+    save_submission(model, tmp_path / "sub", example_data=example, class_labels=list(range(10)))
+    wrong = _npy(test_x[:, :4, :], tmp_path / "f.npy")  # (4, 8): 32 values per row, not 64
+    with pytest.raises(PodiumError, match=r"per-row shape \(4, 8\).*\(1, 8, 8\)"):
+        run_predict(tmp_path / "sub", wrong, tmp_path / "out")
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz"])
+def test_image_features_round_trip_through_numpy_files(suffix: str, digits_split, tmp_path: Path) -> None:
+    from podium.data import read_features, table_suffix, write_table
+
+    images = digits_split[1]
+    assert table_suffix(images) == ".npy" and table_suffix(images.reshape(len(images), -1)) == ".csv"
+    np.testing.assert_array_equal(read_features(write_table(images, tmp_path / f"x{suffix}")), images)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_image_features_are_refused_by_tables_with_the_fix(suffix: str, digits_split, tmp_path: Path) -> None:
+    from podium.data import write_table
+    from podium.errors import InvalidHoldout
+
+    with pytest.raises(InvalidHoldout, match=r"shape \(\d+, 8, 8\) has 3 dimensions.*Fix: store .*\.npy"):
+        write_table(digits_split[1], tmp_path / f"x{suffix}")
+
+
+@pytest.mark.parametrize(("text", "cpus"), [
+    ("max 100000\n", None), ("100000 100000\n", 1), ("150000 100000", 2), ("50000 100000", 1),
+    ("-1 100000", None), ("", None), ("garbage", None), ("0 100000", None),
+])
+def test_cgroup_cpu_quota_in_whole_cpus(text: str, cpus: int | None) -> None:
+    from podium.frameworks.base import quota_cpus
+
+    assert quota_cpus(text) == cpus
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs a quota below the visible CPUs")
+def test_thread_pools_follow_the_pods_cpu_limit(tmp_path: Path) -> None:
+    """Under a one-CPU quota torch (and the BLAS, TensorFlow and onnxruntime pools) get one thread."""
+    (tmp_path / "cpu.max").write_text("100000 100000\n")
+    script = (
+        "import os, sys; from pathlib import Path; import podium.frameworks.base as base; "
+        f"base._CGROUP_V2 = Path({str(tmp_path / 'cpu.max')!r}); "
+        "from podium.evaluation.predict import fit_threads_to_cpu_limit; limit = fit_threads_to_cpu_limit(); "
+        "import torch; print(limit, os.environ['TF_NUM_INTRAOP_THREADS'], torch.get_num_threads())"
+    )
+    environment = {key: value for key, value in os.environ.items() if not key.endswith("_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment,
+                          timeout=120)
+    assert done.stdout.split() == ["1", "1", "1"], done.stderr[-2000:]
+
+
+def test_the_auto_runtime_evaluates_only_an_export_checked_at_saving(torch_clf, tmp_path: Path) -> None:
+    features = _npy(torch_clf.features, tmp_path / "features.npy")
+    native = run_predict(torch_clf.artifact, features, tmp_path / "native")
+    auto = run_predict(torch_clf.artifact, features, tmp_path / "auto", runtime="auto")
+    assert json.loads(auto.metadata.read_text())["runtime"] == "onnx"
+    assert json.loads(native.metadata.read_text())["runtime"] == "native"
+    np.testing.assert_array_equal(load_predictions(auto.predictions).labels, load_predictions(native.predictions).labels)
+
+    unchecked = tmp_path / "unchecked"  # exported without example data: nothing was compared
+    with pytest.warns(UserWarning):
+        save_submission(torch_clf.model, unchecked, class_labels=torch_clf.class_labels)
+    result = run_predict(unchecked, features, tmp_path / "out", runtime="auto")
+    assert json.loads(result.metadata.read_text())["runtime"] == "native"

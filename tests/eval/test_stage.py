@@ -74,3 +74,19 @@ def test_missing_preprocessor_names_the_submission_field(submission, tmp_path: P
     )
     assert completed.returncode == 1
     assert log.read_text().startswith("could not stage the submission: model.preprocessorUri: ")
+
+
+def test_image_features_are_staged_as_npy_and_predicted(tmp_path: Path) -> None:
+    """An N-d holdout keeps its .npy suffix on the volume, which is how the predict step reads it."""
+    from podium.data import write_table
+    from tests.digits import digits_split, sklearn_flat
+
+    train_x, test_x, train_y, _ = digits_split()
+    model, example, native = sklearn_flat(train_x, train_y)
+    artifact = pack(save_submission(model, tmp_path / "model", example_data=example) and tmp_path / "model")
+    features = write_table(test_x, tmp_path / "features.npy")
+    dest = run_stage(artifact=str(artifact), features=str(features), dest=tmp_path / "data")
+    staged = dest / staged_features_name(str(features))
+    assert staged.name == "features.npy"
+    result = run_predict(dest / "model", staged, dest / "out")
+    np.testing.assert_array_equal(load_predictions(result.predictions).labels, native(test_x))

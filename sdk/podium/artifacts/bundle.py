@@ -61,6 +61,7 @@ class LoadedSubmission:
     framework: Framework
     manifest: Manifest | None = None  # None for a bare model file or a directory without manifest
     preprocessor: Preprocessor | None = None
+    runtime: Literal["native", "onnx"] = "native"  # which of the artifact's models ``model`` is
 
     @property
     def class_labels(self) -> list[Any] | None:
@@ -111,10 +112,15 @@ def save_submission(
     return _write(model, path, preprocessor, example_data, class_labels, task)
 
 
-def load_submission(path: str | Path, *, runtime: Literal["native", "onnx"] = "native") -> LoadedSubmission:
+Runtime = Literal["native", "onnx", "auto"]
+
+
+def load_submission(path: str | Path, *, runtime: Runtime = "native") -> LoadedSubmission:
     """Load an artifact directory, a .tar.gz of one, or a bare model file (framework auto-detected).
 
-    ``runtime="onnx"`` runs the recorded ONNX export instead of the native model.
+    ``runtime="onnx"`` runs the recorded ONNX export instead of the native model; ``"auto"`` does so only
+    when the export gave the native model's own labels (and probabilities within tolerance) on the
+    example data at saving (``manifest.onnx.checked``), and runs the native model otherwise.
     """
     path = Path(path)
     if not path.exists():
@@ -177,7 +183,7 @@ def _write(
     return manifest
 
 
-def _load_root(root: Path, runtime: str) -> LoadedSubmission:
+def _load_root(root: Path, runtime: Runtime) -> LoadedSubmission:
     if not (root / MANIFEST_NAME).is_file():
         root, adapter, files = find_model(root)
         preprocessor = (
@@ -195,6 +201,8 @@ def _load_root(root: Path, runtime: str) -> LoadedSubmission:
             hint="the artifact was modified or damaged after saving; save and upload it again",
         )
     adapter, files = get_adapter(manifest.framework), manifest.model
+    if runtime == "auto":
+        runtime = "onnx" if manifest.onnx.checked and manifest.framework is not Framework.ONNX else "native"
     if runtime == "onnx":
         if not manifest.onnx.available or manifest.onnx.path is None:
             raise ArtifactError(
@@ -209,6 +217,7 @@ def _load_root(root: Path, runtime: str) -> LoadedSubmission:
         framework=manifest.framework,
         manifest=manifest,
         preprocessor=preprocessor,
+        runtime="onnx" if runtime == "onnx" and manifest.framework is not Framework.ONNX else "native",
     )
 
 

@@ -33,7 +33,8 @@ def export_onnx(
     from podium.frameworks.onnx import opset
 
     if adapter.framework is Framework.ONNX:
-        return OnnxInfo(available=True, path=files.path, opset=opset(onnx.load_model(str(root / files.path))))
+        proto = onnx.load_model(str(root / files.path))
+        return OnnxInfo(available=True, path=files.path, opset=opset(proto), checked=True)  # its own export
     dest = root / MODEL_DIR / ONNX_FILENAME
     try:
         with warnings.catch_warnings():  # converters are chatty; only the outcome matters here
@@ -42,8 +43,9 @@ def export_onnx(
         proto = onnx.load_model(str(dest))
         onnx.checker.check_model(proto)
         exported = ModelFiles(format="onnx", path=relative(dest, root))
-        if example is not None:
-            _check_agrees(adapter, model, files, root, exported, example, class_labels, task)
+        checked = example is not None and _check_agrees(
+            adapter, model, files, root, exported, example, class_labels, task
+        )
     except Exception as error:  # any converter failure: keep the native model, record why
         dest.unlink(missing_ok=True)
         reason = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"[:500]
@@ -53,7 +55,7 @@ def export_onnx(
             stacklevel=4,  # the caller of save_submission
         )
         return OnnxInfo(available=False, error=reason)
-    return OnnxInfo(available=True, path=exported.path, opset=opset(proto))
+    return OnnxInfo(available=True, path=exported.path, opset=opset(proto), checked=checked)
 
 
 def _check_agrees(
@@ -65,16 +67,22 @@ def _check_agrees(
     example: np.ndarray,
     class_labels: Sequence[Any] | None,
     task: str | None,
-) -> None:
+) -> bool:
+    """Raise when the export disagrees; True when it also gives exactly the native labels."""
     # A second batch in another order and size catches exports that baked in the example's values
     # (tracing through NumPy) or its batch size.
     native, converted = adapter.wrap(model, files), get_adapter(Framework.ONNX).load(root, exported)
+    same_labels = True
     for batch in (example, np.concatenate([example[::-1], example[:1]])):
-        problem = disagreement(
-            _predict(native, batch, class_labels, task), _predict(converted, batch, class_labels, task)
-        )
+        expected, actual = _predict(native, batch, class_labels, task), _predict(converted, batch, class_labels, task)
+        problem = disagreement(expected, actual)
         if problem:
             raise ValueError(f"the ONNX model disagrees with the native model on the example data: {problem}")
+        same_labels = same_labels and (
+            expected.proba is None  # labels or values alone: disagreement() compared them already
+            or bool((np.asarray(actual.labels).astype(str) == np.asarray(expected.labels).astype(str)).all())
+        )
+    return same_labels
 
 
 def _predict(

