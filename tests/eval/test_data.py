@@ -1,15 +1,18 @@
-"""Holdout readers and writers round-trip every supported format, and fail clearly otherwise."""
+"""Holdout readers and writers round-trip every supported format, read labels for the task, and fail clearly."""
 
 from __future__ import annotations
 
 import importlib.util
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from podium.data import read_features, read_labels, write_table
+from podium.data import label_header, read_column, read_features, read_labels, write_table
 from podium.errors import InvalidHoldout
 
 FEATURES = pd.DataFrame({"age": [31, 45, 22], "city": ["Oslo", "Lima", "Pune"], "score": [0.5, 1.25, -3.0]})
@@ -104,3 +107,80 @@ def test_parquet_without_pyarrow_says_to_install_it(tmp_path: Path, monkeypatch:
     assert "pip install pyarrow" in str(raised.value)
     with pytest.raises(InvalidHoldout, match="pyarrow"):
         write_table(FEATURES, tmp_path / "y.parquet")
+
+
+# Labels are read for the playground's task: text, exactly as written, for classification; numbers for regression.
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("label\nNA\nNone\nnull\nNaN\n", ["NA", "None", "null", "NaN"]),  # class names, not missing values
+        ("label\n01\n02\n10\n", ["01", "02", "10"]),  # not the integers 1, 2, 10
+        ("label\n1\n1.0\n True\n", ["1", "1.0", " True"]),  # what was written, nothing else
+        ("id,label\n7,cat\n8,\n", ["cat", ""]),  # an empty cell is a missing label, reported later
+        ("label\ncat\n\ndog\n", ["cat", "", "dog"]),  # so is a blank line: the rows keep their places
+    ],
+)
+def test_classification_labels_are_read_as_written(tmp_path: Path, content: str, expected: list[str]) -> None:
+    (tmp_path / "y.csv").write_text(content)
+    labels = read_labels(tmp_path / "y.csv", task="classification")
+    assert labels.dtype.kind == "U" and labels.tolist() == expected
+
+
+@pytest.mark.parametrize(
+    ("array", "expected"),
+    [
+        (np.array([1, 0, 2]), ["1", "0", "2"]),
+        (np.array([1.0, 0.0, 2.5]), ["1", "0", "2.5"]),
+        (np.array([True, False]), ["True", "False"]),
+        (np.array([1.0, np.nan]), ["1", ""]),
+        (np.array(["a", "b"]), ["a", "b"]),
+    ],
+)
+def test_classification_labels_from_arrays_become_the_text_they_denote(
+    tmp_path: Path, array: np.ndarray, expected: list[str]
+) -> None:
+    np.save(tmp_path / "y.npy", array)
+    assert read_labels(tmp_path / "y.npy", task="classification").tolist() == expected
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".npy", pytest.param(".parquet", marks=pyarrow)])
+def test_regression_labels_are_numbers(tmp_path: Path, suffix: str) -> None:
+    labels = read_labels(write_table(np.array([0.5, 2.0, -3.25]), tmp_path / f"y{suffix}"), task="regression")
+    assert labels.dtype == np.float64 and labels.tolist() == [0.5, 2.0, -3.25]
+    (tmp_path / "text.csv").write_text("target\n1.5\n\nNA\n2\n")
+    read = read_labels(tmp_path / "text.csv", task="regression")
+    assert read[[0, 3]].tolist() == [1.5, 2.0] and np.isnan(read[[1, 2]]).all()  # missing: reported later
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".npy"])
+def test_text_labels_on_a_regression_playground_are_refused(tmp_path: Path, suffix: str) -> None:
+    path = write_table(np.array(["1.5", "cat", "2"]), tmp_path / f"y{suffix}")
+    with pytest.raises(InvalidHoldout, match="regression playground needs numbers") as raised:
+        read_labels(path, task="regression")
+    assert raised.value.field == "labels" and "'cat' (row 1)" in str(raised.value)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=12),
+                min_size=1, max_size=30))
+def test_any_text_class_labels_survive_a_csv_round_trip(labels: list[str]) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        path = write_table(np.array(labels, dtype=object), Path(scratch) / "y.csv")
+        assert read_labels(path, task="classification").tolist() == labels
+
+
+def test_label_header_names_the_label_column_of_a_csv(tmp_path: Path) -> None:
+    (tmp_path / "y.csv").write_text("cat\ndog\ncat\n")
+    assert label_header(tmp_path / "y.csv") == "cat"  # headerless: the holdout check reports it
+    (tmp_path / "z.csv").write_text("id,target\n1,a\n")
+    assert label_header(tmp_path / "z.csv") == "target"
+    np.save(tmp_path / "y.npy", np.array([1, 2]))
+    assert label_header(tmp_path / "y.npy") is None
+
+
+def test_read_column_reads_an_id_column_as_written(tmp_path: Path) -> None:
+    (tmp_path / "y.csv").write_text("id,label\n007,a\nNA,b\n")
+    ids = read_column(tmp_path / "y.csv", "id", field="labels")
+    assert ids is not None and ids.tolist() == ["007", "NA"]
+    assert read_column(tmp_path / "y.csv", "row", field="labels") is None

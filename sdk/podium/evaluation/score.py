@@ -116,7 +116,9 @@ def _score(
 ) -> ScoreResult:
     if task not in ("classification", "regression"):
         raise InvalidConfig(f"unknown task {task!r}", field="task", hint="use classification or regression")
-    y_true = read_labels(labels)
+    # Classes as text exactly as written ("NA" and "01" are classes); targets as read, made numbers (or
+    # refused, naming the field) by the regression metrics, after the arguments and predictions are checked.
+    y_true = read_labels(labels, task="classification") if task == "classification" else read_labels(labels)
     if len(y_true) == 0:
         raise InvalidHoldout("the holdout has no rows", field="labels", hint="upload a non-empty holdout")
     submitted = _load(predictions)

@@ -1,9 +1,12 @@
 """Match class labels by value against a playground's class list.
 
 Labels arrive from many places (CSV columns, model outputs, a CLI list) and may be strings on one side
-and integers on the other; ``"1"`` and ``1`` and ``1.0`` name the same class. Everything is turned into
-integer codes, the position of each value in the playground's class list, once; metrics then work on
-the codes only.
+and integers on the other; ``"1"`` and ``1`` and ``1.0`` name the same class. A value matches a class
+exactly first (as text when either side is text); a value that matches none but denotes a number is
+matched to the one class that denotes the same number (predicted ``"1.0"`` or ``1.0`` is class ``"1"``,
+``2`` is class ``"02"``), and left unknown when no class or several do (classes ``"1"`` and ``"01"``).
+Everything is turned into integer codes, the position of each value in the playground's class list,
+once; metrics then work on the codes only.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from podium.errors import InvalidConfig, PodiumError
 _NUMERIC = "biuf"
 _LABEL_KINDS = "biufUO"  # after as_values; an object array is refused below, as missing values
 _SHOWN = 5  # how many offending values an error message quotes
+_TABLE_MAX = 1 << 16  # integer classes spanning at most this many values are looked up in a table
 
 
 def as_values(values: Any) -> np.ndarray:
@@ -110,11 +114,18 @@ def encode(
                 hint="submit predicted class labels (model.predict), and class probabilities separately",
             )
     comparable, keys = _comparable(array, classes)
+    table_codes = _by_table(comparable, keys)
+    if table_codes is not None:  # every value is one of a few integer classes: no search needed
+        return table_codes
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
     slot = np.searchsorted(sorted_keys, comparable)
     np.minimum(slot, len(sorted_keys) - 1, out=slot)
     known = sorted_keys[slot] == comparable
+    codes = order[slot]
+    if not known.all():
+        codes[~known] = _by_number(array[~known], classes)
+        known = codes >= 0
     if not known.all():
         unknown = np.unique(array[~known])[:_SHOWN]
         raise error(
@@ -122,7 +133,45 @@ def encode(
             field=field,
             hint=unknown_hint,
         )
-    return order[slot]
+    return codes
+
+
+def _by_table(values: np.ndarray, classes: np.ndarray) -> np.ndarray | None:
+    """Codes of integer ``values`` by one table lookup each (integer classes spanning a small range),
+    or None unless every value is such a class: the rest takes the general path and its messages."""
+    if values.dtype.kind not in "iu" or classes.dtype.kind not in "iu" or values.size == 0:
+        return None
+    low, high = int(classes.min()), int(classes.max())
+    if high - low >= _TABLE_MAX or abs(low) >= 1 << 62 or int(values.min()) < low or int(values.max()) > high:
+        return None
+    table = np.full(high - low + 1, -1, dtype=np.intp)
+    table[classes.astype(np.intp) - low] = np.arange(classes.size)
+    index = values.astype(np.intp, copy=False)
+    codes = table.take(index - low if low else index)
+    return codes if codes.min() >= 0 else None
+
+
+def _by_number(values: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Code of the one class denoting the same number as each value; -1 where none or several do."""
+    uniques, inverse = np.unique(values, return_inverse=True)  # only values without an exact match
+    wanted, offered = _numbers(uniques), _numbers(classes)
+    candidates = np.flatnonzero(np.isfinite(offered))
+    ranked = candidates[np.argsort(offered[candidates], kind="stable")]
+    numbers = offered[ranked]
+    first = np.searchsorted(numbers, wanted, side="left")
+    matches = np.searchsorted(numbers, wanted, side="right") - first
+    found = np.isfinite(wanted) & (matches == 1)
+    codes = np.full(len(uniques), -1, dtype=np.intp)
+    codes[found] = ranked[first[found]]
+    return codes[inverse]
+
+
+def _numbers(array: np.ndarray) -> np.ndarray:
+    """Each value as the number it denotes (NaN for text that is not a number)."""
+    if array.dtype.kind in _NUMERIC:
+        return array.astype(np.float64)
+    return pd.to_numeric(pd.Series(array.astype(str), dtype=object), errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan)
 
 
 def _comparable(array: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
