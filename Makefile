@@ -6,10 +6,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.podium-installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv demo test test-fast lint crds e2e bench clean system-deps constraints
+.PHONY: help venv demo shell test test-fast lint crds e2e bench clean system-deps constraints
 
 help:
 	@echo "make demo   - start a local cluster, run the demo, shut it down"
+	@echo "make shell  - a shell with .venv active: podium, python and pytest on PATH"
 	@echo "make test   - lint (ruff, mypy, import-linter), then the whole test suite (no cluster, Docker or network)"
 	@echo "make test-fast - the fast inner loop: pytest -m 'not slow' (no lint, no real-operator flows)"
 	@echo "make lint   - ruff, mypy and import-linter contracts"
@@ -21,11 +22,15 @@ help:
 # pinned, because an unpinned torch (pulled in by another package) would be a multi-GB CUDA build.
 # constraints.txt pins the tested versions: without it pip's resolver backtracks for many minutes
 # (boto3/botocore) on a fresh machine. Refresh it with `make constraints` after changing deps.
+# PYTHONWARNINGS=ignore: setuptools' build warnings (e.g. about editable installs) are for the maintainers, not
+# for someone running the demo; pip's own warnings and errors still show.
 $(STAMP): pyproject.toml constraints.txt
+	@echo "==> Installing Podium and its dependencies (torch, TensorFlow, scikit-learn, ONNX, kopf, moto) into $(VENV):"
+	@echo "    about 3 minutes and 3.5 GB the first time, seconds afterwards (until pyproject.toml or constraints.txt change)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt "torch==2.13.0"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet --upgrade pip
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -c constraints.txt "torch==2.13.0"
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 constraints: $(STAMP)
@@ -39,7 +44,12 @@ system-deps:
 	  || echo "warning: kubectl not found and could not be installed; kubectl tests will be skipped"
 
 demo: venv
-	$(BIN)/python examples/demo.py
+	@$(BIN)/python examples/demo.py
+
+# Your own shell ($$SHELL), with .venv's bin first on PATH, as `source .venv/bin/activate` would; exit to leave.
+shell: venv
+	@echo "==> .venv is active in this shell (podium, python, pytest); 'exit' to leave"
+	@VIRTUAL_ENV="$(CURDIR)/$(VENV)" PATH="$(CURDIR)/$(BIN):$$PATH" $${SHELL:-/bin/bash} -i
 
 # Lint first: CI runs only `make test`, so a broken type or a broken import contract fails CI too.
 test: lint

@@ -55,3 +55,46 @@ class InvalidConfig(PodiumError):
 
 class NotFound(StorageError):
     """The file or object a URI names does not exist."""
+
+
+class WaitTimeout(PodiumError, TimeoutError):
+    """A call that waits for a state (Ready, Evaluated, a leaderboard) did not see it in time."""
+
+    def __reduce__(self):  # an OSError underneath: built by its class, then given field and hint
+        return (type(self), (self.problem,), {"field": self.field, "hint": self.hint})
+
+
+# --- The cluster's answers -------------------------------------------------------------------------
+# What the Kubernetes API refused, in one line with the fix (podium.kube makes them from ApiException,
+# and keeps them ApiExceptions too, with the status code and the server's body).
+
+class ClusterError(PodiumError):
+    """The Kubernetes API refused a call, or could not be reached."""
+
+
+class AlreadyExists(ClusterError):
+    """409 AlreadyExists: a resource of that name is there already."""
+
+
+class Conflict(ClusterError):
+    """409 Conflict: the resource changed while this call ran."""
+
+
+class InvalidResource(ClusterError):
+    """400 or 422: the API server refused the resource as written (a name, a field)."""
+
+
+class Unauthorized(ClusterError):
+    """401: the cluster does not accept this client's credentials."""
+
+
+class Forbidden(ClusterError):
+    """403: the user may not do this here."""
+
+
+class ResourceNotFound(ClusterError):
+    """404: no such resource (or its kind is not installed)."""
+
+
+class ClusterUnreachable(ClusterError):
+    """No answer from the Kubernetes API (connection refused, timed out)."""

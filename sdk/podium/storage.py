@@ -1,9 +1,12 @@
 """Move bytes between local paths, ``file://`` URIs, ``s3://bucket/key`` objects and presigned URLs.
 
-The object store is reached with the MinIO client, configured from the environment the AWS tools use:
-``PODIUM_S3_ENDPOINT`` or ``AWS_ENDPOINT_URL`` (e.g. ``http://127.0.0.1:9000``; AWS S3 when unset),
-``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` and ``AWS_DEFAULT_REGION``. ``minio`` is imported only
-when an ``s3://`` URI is used, so the predict image needs no object-store client.
+The object store is reached with the MinIO client, as a :class:`Store` says; by default
+(:meth:`Store.from_environment`) configured from the environment the AWS tools use: ``PODIUM_S3_ENDPOINT``
+or ``AWS_ENDPOINT_URL`` (e.g. ``http://127.0.0.1:9000``; AWS S3 when unset), ``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY`` and ``AWS_DEFAULT_REGION``. (The SDK's client finds its store from the cluster
+instead: :mod:`podium.discovery`.) ``minio`` is imported only when an ``s3://`` URI is used, so the predict
+image needs no object-store client. A failure says whether the store could not be reached or refused
+the credentials.
 
 :func:`presign` turns an ``s3://`` object into an ``http(s)://`` URL that lets its holder GET or PUT
 exactly that object, for a while, with no credentials; :func:`download`, :func:`read_bytes`,
@@ -17,6 +20,7 @@ import io
 import os
 import re
 import shutil
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +34,10 @@ if TYPE_CHECKING:
     from minio import Minio
 
 _HINT_ENV = "set PODIUM_S3_ENDPOINT (or AWS_ENDPOINT_URL), AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+_HINT_CREDENTIALS = ('run `eval "$(podium local env)"` (local mode), or set AWS_ACCESS_KEY_ID and '
+                     "AWS_SECRET_ACCESS_KEY to credentials the store grants this")
+_REFUSED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken",
+            "AuthorizationHeaderMalformed", "AllAccessDisabled"}
 _MISSING = {"NoSuchKey", "NoSuchBucket", "NoSuchObject", "ResourceNotFound"}
 _URL_TIMEOUT_S = 60
 _CHUNK = 1 << 20
@@ -37,7 +45,26 @@ _HINT_URL = ("a presigned URL is good for one object, one method (GET or PUT) an
              "check it was made for this, or ask for a new one")
 
 
-def download(uri: str | Path, dest: Path) -> Path:
+@dataclass(frozen=True)
+class Store:
+    """An object store and how to sign for it; ``source`` says where the credentials came from (for errors)."""
+
+    endpoint: str = "https://s3.amazonaws.com"
+    access_key: str | None = None
+    secret_key: str | None = field(default=None, repr=False)
+    region: str | None = None
+    source: str = "the environment (AWS_ACCESS_KEY_ID)"
+    session_token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_environment(cls) -> Store:
+        endpoint, access_key, secret_key, region = _settings()
+        return cls(endpoint, access_key, secret_key, region,
+                   "the environment (AWS_ACCESS_KEY_ID)" if access_key else "none (anonymous requests)",
+                   os.environ.get("AWS_SESSION_TOKEN") if access_key else None)
+
+
+def download(uri: str | Path, dest: Path, *, store: Store | None = None) -> Path:
     """Copy ``uri`` to ``dest`` (into it, keeping the name, when ``dest`` is a directory); return the file."""
     location = _object(uri)
     dest = Path(dest)
@@ -58,12 +85,16 @@ def download(uri: str | Path, dest: Path) -> Path:
         finally:
             partial.unlink(missing_ok=True)
         return dest
-    _call(location, lambda client: client.fget_object(location.bucket, location.key, str(dest)))
+    _call(location, lambda client: client.fget_object(location.bucket, location.key, str(dest)), store)
     return dest
 
 
-def upload(path: str | Path, uri: str | Path) -> str:
-    """Copy local file ``path`` to ``uri`` (a trailing ``/`` means "into", keeping the name); return the URI."""
+def upload(path: str | Path, uri: str | Path, *, store: Store | None = None, progress: Any = None) -> str:
+    """Copy local file ``path`` to ``uri`` (a trailing ``/`` means "into", keeping the name); return the URI.
+
+    ``progress`` (an ``s3://`` upload) gets ``set_meta(object_name=, total_length=)``, then ``update(n)`` per
+    chunk sent (MinIO's progress protocol; :class:`podium.progress.Transfer` shows it).
+    """
     path = Path(path)
     if not path.is_file():
         raise StorageError(f"file {path} does not exist", field="path", hint="upload an existing file")
@@ -80,11 +111,12 @@ def upload(path: str | Path, uri: str | Path) -> str:
         if location.path.resolve() != path.resolve():
             shutil.copyfile(path, location.path)
         return text
-    _call(location, lambda client: client.fput_object(location.bucket, location.key, str(path)))
+    _call(location, lambda client: client.fput_object(location.bucket, location.key, str(path), progress=progress),
+          store)
     return text
 
 
-def read_bytes(uri: str | Path, *, limit: int | None = None) -> bytes:
+def read_bytes(uri: str | Path, *, limit: int | None = None, store: Store | None = None) -> bytes:
     """The object's bytes; with ``limit``, a :class:`StorageError` rather than more than ``limit`` bytes in memory."""
     location = _object(uri)
     if location.path is not None:
@@ -106,7 +138,7 @@ def read_bytes(uri: str | Path, *, limit: int | None = None) -> bytes:
             response.close()
             response.release_conn()
 
-    return _call(location, get)
+    return _call(location, get, store)
 
 
 def _within(location: Location, data: bytes, limit: int) -> bytes:
@@ -116,7 +148,7 @@ def _within(location: Location, data: bytes, limit: int) -> bytes:
     return data
 
 
-def write_bytes(uri: str | Path, data: bytes) -> str:
+def write_bytes(uri: str | Path, data: bytes, *, store: Store | None = None) -> str:
     location = _object(uri)
     if location.path is not None:
         location.path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,11 +157,12 @@ def write_bytes(uri: str | Path, data: bytes) -> str:
     if location.url:
         _put_url(location, io.BytesIO(data), len(data))
         return location.uri
-    _call(location, lambda client: client.put_object(location.bucket, location.key, io.BytesIO(data), len(data)))
+    _call(location, lambda client: client.put_object(location.bucket, location.key, io.BytesIO(data), len(data)),
+          store)
     return location.uri
 
 
-def list_uris(prefix: str | Path) -> list[str]:
+def list_uris(prefix: str | Path, *, store: Store | None = None) -> list[str]:
     """The URIs of every object (file) below ``prefix``, sorted; empty when there is none."""
     location = parse(prefix)
     if location.url:
@@ -142,10 +175,30 @@ def list_uris(prefix: str | Path) -> list[str]:
     def keys(client: Any) -> list[str]:
         return [item.object_name for item in client.list_objects(location.bucket, prefix=location.key, recursive=True)]
 
-    return sorted(f"s3://{location.bucket}/{key}" for key in _call(location, keys))
+    return sorted(f"s3://{location.bucket}/{key}" for key in _call(location, keys, store))
 
 
-def exists(uri: str | Path) -> bool:
+def delete(uri: str | Path, *, store: Store | None = None) -> None:
+    """Remove one object or file; removing one that is not there is not an error."""
+    location = _object(uri)
+    if location.url:
+        raise StorageError(f"{_shown(location)} is a URL: it cannot be deleted", field="uri",
+                           hint="delete the s3:// object")
+    if location.path is not None:
+        location.path.unlink(missing_ok=True)
+        return
+    _call(location, lambda client: client.remove_object(location.bucket, location.key), store)
+
+
+def delete_prefix(prefix: str | Path, *, store: Store | None = None) -> int:
+    """Remove every object below ``prefix`` (a folder: end it with ``/``); returns how many there were."""
+    uris = list_uris(prefix, store=store)
+    for uri in uris:
+        delete(uri, store=store)
+    return len(uris)
+
+
+def exists(uri: str | Path, *, store: Store | None = None) -> bool:
     location = _object(uri)
     if location.path is not None:
         return location.path.is_file()
@@ -153,14 +206,14 @@ def exists(uri: str | Path) -> bool:
         if location.url:
             _open_url(location).close()
             return True
-        _call(location, lambda client: client.stat_object(location.bucket, location.key))
+        _call(location, lambda client: client.stat_object(location.bucket, location.key), store)
     except NotFound:
         return False
     return True
 
 
 def presign(uri: str | Path, *, method: Literal["GET", "PUT"] = "GET",
-            expires: timedelta = timedelta(minutes=15)) -> str:
+            expires: timedelta = timedelta(minutes=15), store: Store | None = None) -> str:
     """A URL that lets whoever holds it ``method`` exactly the ``s3://`` object ``uri`` for ``expires``.
 
     Signed (SigV4 query auth) with the environment's credentials, which it carries the grant of.
@@ -176,9 +229,9 @@ def presign(uri: str | Path, *, method: Literal["GET", "PUT"] = "GET",
                            hint="presign for minutes: as long as the one step that uses the URL may take")
     if method == "GET":
         return str(_call(location, lambda client: client.presigned_get_object(location.bucket, location.key,
-                                                                               expires=expires)))
+                                                                               expires=expires), store))
     return str(_call(location, lambda client: client.presigned_put_object(location.bucket, location.key,
-                                                                           expires=expires)))
+                                                                           expires=expires), store))
 
 
 def _object(uri: str | Path) -> Location:
@@ -197,27 +250,47 @@ def _require_local(location: Location) -> None:
         raise NotFound(f"{location.uri} does not exist", field="uri", hint="check the path")
 
 
-def _call(location: Location, operation: Any) -> Any:
-    """Run ``operation(client)``, turning client failures into errors that say what to check."""
-    from minio.error import MinioException, S3Error
+def _call(location: Location, operation: Any, store: Store | None = None) -> Any:
+    """Run ``operation(client)``; a failure says whether the store was unreachable or refused the credentials."""
+    from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
     from urllib3.exceptions import HTTPError
 
-    client = _client(*_settings())
+    store = store or Store.from_environment()
+    client = _client(store.endpoint, store.access_key, store.secret_key, store.region, store.session_token)
     try:
         return operation(client)
     except S3Error as error:
         if error.code in _MISSING:
             raise NotFound(f"{location.uri} does not exist", field="uri",
                            hint="check the bucket and key, and that the object was uploaded") from None
-        if error.code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-            raise StorageError(f"access to {location.uri} denied ({error.code})", field="credentials",
-                               hint=_HINT_ENV) from None
+        if error.code in _REFUSED:
+            raise _refused(store, location, error.code) from None
         raise StorageError(f"{location.uri}: {error.code}: {error.message}", field="uri",
                            hint="check the object store's logs") from None
+    except InvalidResponseError as error:  # not S3's XML: a proxy, or not an object store at all
+        status = getattr(error, "_code", 0)
+        if status in (401, 403):
+            raise _refused(store, location, f"HTTP {status}") from None
+        raise StorageError(f"the object store at {store.endpoint} answered {location.uri} with HTTP {status}, "
+                           "not as S3 does", field="endpoint", hint="check PODIUM_S3_ENDPOINT names an S3 endpoint") from None
+    except ServerError as error:
+        raise StorageError(f"the object store at {store.endpoint} failed on {location.uri} (HTTP {error.status_code})",
+                           field="endpoint", hint="retry; check the object store's logs") from None
     except (MinioException, HTTPError, OSError) as error:
-        endpoint = _settings()[0]
-        raise StorageError(f"cannot reach the object store at {endpoint} for {location.uri} ({error})",
-                           field="endpoint", hint=_HINT_ENV) from None
+        raise StorageError(f"cannot reach the object store at {store.endpoint} for {location.uri} "
+                           f"({_reason(error)})", field="endpoint", hint=_HINT_ENV) from None
+
+
+def _refused(store: Store, location: Location, code: str) -> StorageError:
+    return StorageError(f"the object store at {store.endpoint} refused these credentials for {location.uri}: "
+                        f"access denied ({code}; credentials from {store.source})", field="credentials",
+                        hint=_HINT_CREDENTIALS)
+
+
+def _reason(error: BaseException) -> str:
+    """The innermost cause of a connection failure, in a few words (urllib3 nests them)."""
+    reason = getattr(error, "reason", None)
+    return _reason(reason) if isinstance(reason, BaseException) else str(error).split(": ", 1)[-1][:200]
 
 
 def _shown(location: Location) -> str:
@@ -293,7 +366,8 @@ def _settings() -> tuple[str, str | None, str | None, str | None]:
 
 
 @lru_cache(maxsize=8)
-def _client(endpoint: str, access_key: str | None, secret_key: str | None, region: str | None) -> Minio:
+def _client(endpoint: str, access_key: str | None, secret_key: str | None, region: str | None,
+            session_token: str | None = None) -> Minio:
     from minio import Minio
     from urllib3 import PoolManager, Retry, Timeout
 
@@ -304,5 +378,5 @@ def _client(endpoint: str, access_key: str | None, secret_key: str | None, regio
     # Fail within seconds rather than MinIO's default minutes of retries when the store is down.
     http = PoolManager(timeout=Timeout(connect=5, read=60),
                        retries=Retry(total=3, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504)))
-    return Minio(parts.netloc, access_key=access_key, secret_key=secret_key, region=region,
-                 secure=parts.scheme == "https", http_client=http)
+    return Minio(parts.netloc, access_key=access_key, secret_key=secret_key, session_token=session_token,
+                 region=region, secure=parts.scheme == "https", http_client=http)

@@ -28,6 +28,7 @@ _OBJECT_ENVELOPE = ("apiVersion", "kind", "metadata")
 
 REQUIRED = "required"
 RULE = "x-kubernetes-validations"  # the keyword of a failed CEL rule
+DUPLICATE = "uniqueItems"  # the keyword of a repeated item of an ``x-kubernetes-list-type: set`` list
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class Violation:
             return "Required value"
         if self.keyword == RULE:
             return f'Invalid value: "{type_name(self.value)}": {self.message}'
+        if self.keyword == DUPLICATE:
+            return self.message
         return f"Invalid value: {json.dumps(self.value)}: {self.message}"
 
 
@@ -58,6 +61,26 @@ def prune(value: Any, schema: Schema) -> tuple[Any, list[str]]:
     """Drop fields not declared in the schema; also return the dropped fields' paths."""
     dropped: list[str] = []
     return _prune(value, schema, "", dropped, root=True), dropped
+
+
+# ObjectMeta's fields: a strict decode rejects any other key of a resource's ``metadata``.
+OBJECT_META_FIELDS = frozenset({
+    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp",
+    "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations", "ownerReferences", "finalizers",
+    "managedFields",
+})
+
+
+def unknown_fields(value: Any, schema: Schema) -> list[str]:
+    """The fields ``fieldValidation=Strict`` refuses: ``["metadata.lables", "spec.foo", "spec.items[1].bar"]``.
+
+    What :func:`prune` would drop (so ``x-kubernetes-preserve-unknown-fields`` keeps a subtree's), plus
+    keys of the top-level ``metadata`` that ObjectMeta does not have; in document order, empty if none.
+    """
+    metadata = value.get("metadata") if isinstance(value, Mapping) else None
+    meta_keys = list(metadata) if isinstance(metadata, Mapping) else []
+    unknown = [f"metadata.{key}" for key in meta_keys if key not in OBJECT_META_FIELDS]
+    return unknown + prune(value, schema)[1]
 
 
 def apply_defaults(value: Any, schema: Schema) -> Any:
@@ -145,6 +168,8 @@ def _to_json_schema(schema: Any) -> Any:
         result["anyOf"] = [{"type": "integer"}, {"type": "string"}]
     if schema.get("nullable") and "type" in result:
         result["type"] = [result["type"], "null"]
+    if schema.get("x-kubernetes-list-type") == "set":  # the API server refuses a repeated item of a set
+        result["uniqueItems"] = True
     return result
 
 
@@ -154,6 +179,10 @@ def _describe(error: jsonschema.ValidationError) -> Iterator[Violation]:
         for missing in error.validator_value:
             if isinstance(error.instance, Mapping) and missing not in error.instance:
                 yield Violation(_join(path, missing), REQUIRED, f"{missing!r} is a required property")
+    elif error.validator == DUPLICATE and isinstance(error.instance, list):  # named at the repeat, as the server does
+        index = next(i for i, item in enumerate(error.instance) if item in error.instance[:i])
+        item = error.instance[index]
+        yield Violation(f"{path}[{index}]", DUPLICATE, f"Duplicate value: {json.dumps(item)}", item)
     else:
         yield Violation(path or "<root>", str(error.validator), error.message, error.instance)
 

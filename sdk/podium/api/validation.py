@@ -12,6 +12,7 @@ from typing import Any
 
 from podium.api import cel
 from podium.api import schema as structural
+from podium.api.common import GROUP
 from podium.api.crdgen import crd_manifest
 from podium.api.resources import ALL_KINDS, ResourceKind
 from podium.api.schema import RULE, Violation
@@ -23,6 +24,28 @@ class ManifestError(ValueError):
     def __init__(self, name: str, problems: list[str]) -> None:
         self.problems = problems
         super().__init__(f"{name} is invalid:\n" + "\n".join(f"  - {problem}" for problem in problems))
+
+
+NOT_A_MANIFEST = "not a manifest (a YAML mapping with apiVersion, kind, metadata and spec)"
+
+
+def is_podium(manifest: Any) -> bool:
+    """Whether ``podium validate`` checks this document: a mapping of the podium.dev group, or of one of its kinds."""
+    if not isinstance(manifest, dict):
+        return True  # not a manifest at all: checked, so that it is reported
+    group = str(manifest.get("apiVersion") or "").rpartition("/")[0]
+    return group == GROUP or manifest.get("kind") in {resource.kind for resource in ALL_KINDS}
+
+
+def listed(document: Any) -> list[Any]:
+    """The manifests a document holds: the ``items`` of a ``v1 List`` (``kind: List``, or ``…List``), else itself."""
+    if not (isinstance(document, dict) and document.get("apiVersion") == "v1"
+            and str(document.get("kind", "")).endswith("List")):
+        return [document]
+    items = document.get("items")
+    if not isinstance(items, list):
+        raise ManifestError(f"v1 {document.get('kind')}", ["items: not a list of manifests"])
+    return items
 
 
 def kind_of(manifest: dict[str, Any]) -> ResourceKind:
@@ -60,17 +83,31 @@ def cel_problems(manifest: dict[str, Any], schema: dict[str, Any]) -> list[str]:
 
 
 def manifest_problems(manifest: dict[str, Any]) -> list[str]:
+    """Every problem, ``field: what is wrong``: unknown fields (refused as by ``kubectl apply``, whose
+    ``fieldValidation=Strict`` is the default), then the schema's, then (on a schema-valid object) CEL's."""
+    if not isinstance(manifest, dict):
+        return [f"<root>: {NOT_A_MANIFEST}"]
     resource = kind_of(manifest)
     schema = crd_manifest(resource)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    unknown = [f"{path}: unknown field (not in the {resource.kind} schema: check its spelling and place)"
+               for path in structural.unknown_fields(manifest, schema)]
     obj = _checked(manifest, schema)
     # CEL only runs on schema-valid objects, as in the API server.
     violations = structural.check(obj, schema) or cel.check(obj, schema)
-    return [_wording(violation) for violation in violations]
+    return unknown + [_wording(violation) for violation in violations]
+
+
+def display_name(manifest: Any) -> str:
+    """``Playground iris``, as messages name a manifest (``<unnamed>`` where it has no name)."""
+    if not isinstance(manifest, dict):
+        return "document"
+    metadata = manifest.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    return f"{manifest.get('kind') or '<no kind>'} {name or '<unnamed>'}"
 
 
 def validate_manifest(manifest: dict[str, Any]) -> ResourceKind:
     problems = manifest_problems(manifest)
     if problems:
-        name = f"{manifest.get('kind')} {manifest.get('metadata', {}).get('name', '<unnamed>')}"
-        raise ManifestError(name, problems)
+        raise ManifestError(display_name(manifest), problems)
     return kind_of(manifest)
