@@ -8,7 +8,7 @@ import logging
 
 import kopf
 
-from podium_operator.handlers import enable_admission, registry
+from podium_operator.handlers import enable_admission, enable_holdout_checks, registry
 from podium_operator.settings import OperatorConfig
 
 
@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> None:
     config = OperatorConfig.from_env()  # the one read of the environment
     if config.webhook.enabled:
         enable_admission(registry)
+    if config.holdout_check_seconds > 0:
+        enable_holdout_checks(config.holdout_check_seconds, registry)
     asyncio.run(
         kopf.operator(
             registry=registry,

@@ -16,9 +16,15 @@ from podium.api import GROUP, PLAYGROUND, SUBMISSION, VERSION
 from podium.api.submission import SUBMITTER_ANNOTATION
 from podium_operator import k8s, metrics, webhook_tls
 from podium_operator.controller import Controller
-from podium_operator.flows.playground import reconcile_playground, waiting_submissions
+from podium_operator.flows.playground import (
+    check_holdout_source,
+    delete_playground,
+    reconcile_playground,
+    waiting_submissions,
+)
 from podium_operator.flows.submission import reconcile_submission
 from podium_operator.reconcile.names import MANAGED_BY, SUBMISSION_LABEL
+from podium_operator.reconcile.playground import PlaygroundOutcome
 from podium_operator.settings import FINALIZER, PREFIX, OperatorConfig
 
 registry = kopf.OperatorRegistry()
@@ -61,23 +67,39 @@ def _controller(memo: kopf.Memo) -> Controller:
     return controller
 
 
+# A holdout that is not there yet (or not valid yet) is looked at again after 2, 4, 8 … at most 300 seconds.
+HOLDOUT_RETRY_SECONDS = (2.0, 300.0)
+HOLDOUT_PROBLEMS = frozenset({"HoldoutUnavailable", "InvalidHoldout"})
+
+
 @kopf.on.resume(GROUP, VERSION, PLAYGROUND.plural, registry=registry)
 @kopf.on.create(GROUP, VERSION, PLAYGROUND.plural, registry=registry)
 @kopf.on.update(GROUP, VERSION, PLAYGROUND.plural, field="spec", registry=registry)
-async def playground_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def playground_changed(body: kopf.Body, memo: kopf.Memo, retry: int = 0, **_: Any) -> None:
     controller = _controller(memo)
-    await _reconcile_playground(controller, dict(body))
+    outcome = await _reconcile_playground(controller, dict(body))
+    if outcome.reason in HOLDOUT_PROBLEMS:  # the owner may still upload or fix it: no spec edit needed
+        first, most = HOLDOUT_RETRY_SECONDS
+        raise kopf.TemporaryError(outcome.message, delay=min(most, first * 2 ** min(retry, 16)))
 
 
-async def _reconcile_playground(controller: Controller, body: dict[str, Any]) -> None:
+@kopf.on.delete(GROUP, VERSION, PLAYGROUND.plural, registry=registry)
+async def playground_deleted(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    """The finalizer's work: the Playground's stored objects go with it (its Submissions by garbage collection)."""
+    removed = await delete_playground(_controller(memo), dict(body))
+    logger.info("removed %d stored objects of playground %s", removed, body["metadata"]["name"])
+
+
+async def _reconcile_playground(controller: Controller, body: dict[str, Any]) -> PlaygroundOutcome:
     try:
-        await reconcile_playground(controller, body)
+        outcome = await reconcile_playground(controller, body)
     except Exception:
         metrics.RECONCILE_ERRORS.labels("Playground").inc()
         raise
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     for submission in await waiting_submissions(controller, namespace, name):
         await reconcile_submission(controller, namespace, submission)
+    return outcome
 
 
 def _competition_open_with_deadline(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
@@ -111,6 +133,21 @@ async def evaluation_job_changed(
     except Exception:
         metrics.RECONCILE_ERRORS.labels("Submission").inc()
         logger.exception("reconciling submission %s/%s after a Job event", namespace, labels[SUBMISSION_LABEL])
+
+
+def _ready_with_snapshot(status: kopf.Status, **_: Any) -> bool:
+    return bool((status.get("holdout") or {}).get("sha256"))
+
+
+async def _holdout_source_check(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Report a holdout source that no longer holds what was snapshotted (evaluations keep the snapshot)."""
+    await check_holdout_source(_controller(memo), dict(body))
+
+
+def enable_holdout_checks(interval: float, target: kopf.OperatorRegistry = registry) -> None:
+    """Compare each Ready Playground's holdout source with its snapshot every ``interval`` seconds."""
+    kopf.timer(GROUP, VERSION, PLAYGROUND.plural, interval=interval, initial_delay=interval, idle=None,
+               when=_ready_with_snapshot, registry=target)(_holdout_source_check)
 
 
 def _stamp_submitter(patch: kopf.Patch, userinfo: kopf.UserInfo, **kwargs: Any) -> None:

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 
 from podium.api import GROUP
-from podium.uri import upload_prefix
+from podium.uri import UPLOADS, upload_prefix
 
 PREFIX = GROUP  # our annotations, finalizer and webhook configuration are named under the API group
 FINALIZER = f"{PREFIX}/finalizer"
@@ -49,6 +49,8 @@ class OperatorConfig:
     evaluator_image: str
     bucket: str
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
+    # How often a Ready Playground's holdout source is compared with the snapshot taken at Ready.
+    holdout_check_seconds: float = 300.0
 
     @classmethod
     def from_env(cls) -> OperatorConfig:
@@ -58,29 +60,38 @@ class OperatorConfig:
             evaluator_image=os.environ.get("PODIUM_EVALUATOR_IMAGE", "ghcr.io/podium-dev/evaluator:0.1.0"),
             bucket=os.environ.get("PODIUM_S3_BUCKET", "podium"),
             webhook=WebhookConfig.from_env(),
+            holdout_check_seconds=float(os.environ.get("PODIUM_HOLDOUT_CHECK_SECONDS", "300")),
         )
 
     def namespace_private_prefix(self, namespace: str) -> str:
         """Only the operator and the trusted score step (via the Secret) can read below this prefix."""
         return f"s3://{self.bucket}/podium-private/{namespace}/"
 
-    def private_prefix(self, namespace: str, playground: str) -> str:
-        return f"{self.namespace_private_prefix(namespace)}{playground}"
+    def private_prefix(self, namespace: str, playground: str, uid: str) -> str:
+        """Everything the operator keeps for one Playground: keyed by its uid, so a re-created name starts clean."""
+        return f"{self.namespace_private_prefix(namespace)}{playground}/{uid}"
 
-    def private_scores_uri(self, namespace: str, playground: str, submission: str) -> str:
-        return f"{self.private_prefix(namespace, playground)}/scores/{submission}.json"
+    def private_scores_uri(self, namespace: str, playground: str, playground_uid: str, submission_uid: str) -> str:
+        return f"{self.private_prefix(namespace, playground, playground_uid)}/scores/{submission_uid}.json"
 
     def upload_prefix(self, namespace: str, playground: str, submitter: str) -> str:
         """The only place a Submission by ``submitter`` may name objects from."""
         return upload_prefix(self.bucket, namespace, playground, submitter)
 
-    def records_prefix(self, namespace: str, playground: str) -> str:
-        """The operator's records of each Submission (see reconcile.records), one object per Submission uid."""
-        return f"{self.private_prefix(namespace, playground)}/records/"
+    def playground_uploads_prefix(self, namespace: str, playground: str) -> str:
+        """Every participant's uploads to one Playground (removed with it)."""
+        return f"s3://{self.bucket}/{UPLOADS}/{namespace}/{playground}/"
 
-    def record_uri(self, namespace: str, playground: str, uid: str) -> str:
-        # A Submission rejected for an invalid spec may name no playground: its record still has a key.
-        return f"{self.records_prefix(namespace, playground or '_')}{uid}.json"
+    def record_uri(self, namespace: str, playground: str, playground_uid: str, uid: str) -> str:
+        """The operator's record of one Submission (see reconcile.records), by the Submission's uid.
 
-    def results_uri(self, namespace: str, playground: str, submission: str) -> str:
-        return f"s3://{self.bucket}/podium-results/{namespace}/{playground}/{submission}.json"
+        A Submission rejected for an invalid spec may name no playground: its record still has a key."""
+        base = self.private_prefix(namespace, playground, playground_uid) if playground else (
+            f"{self.namespace_private_prefix(namespace)}_/_")
+        return f"{base}/records/{uid}.json"
+
+    def results_prefix(self, namespace: str, playground: str, playground_uid: str) -> str:
+        return f"s3://{self.bucket}/podium-results/{namespace}/{playground}/{playground_uid}/"
+
+    def results_uri(self, namespace: str, playground: str, playground_uid: str, submission_uid: str) -> str:
+        return f"{self.results_prefix(namespace, playground, playground_uid)}{submission_uid}.json"

@@ -80,8 +80,11 @@ def test_private_scores_stay_private_until_close(iris, custom_objects, core):
     playground.wait_for("alice", "bob", timeout=90)
 
     # Nothing a participant can read (Submissions, the Playground, Events) holds a private score.
+    # Kept by uid (of the Playground, then of the Submission): a re-created name never reads these.
+    pg_uid = playground.get()["metadata"]["uid"]
     private = {name: json.loads(storage.read_bytes(
-        f"s3://podium/podium-private/default/iris/scores/{name}.json"))["private"] for name in ("alice", "bob")}
+        f"s3://podium/podium-private/default/iris/{pg_uid}/scores/{playground.submission(name)['metadata']['uid']}.json"
+    ))["private"] for name in ("alice", "bob")}
     submissions = [playground.submission("alice"), playground.submission("bob")]
     readable = json.loads(json.dumps([*submissions, playground.get(), core.list_namespaced_event("default").to_dict()],
                                      default=str))

@@ -28,7 +28,7 @@ def test_a_local_path_holdout_is_copied_and_only_the_copy_is_used(cluster, custo
     playground = ModelPlayground("local")
     status = playground.wait_ready(timeout=60)["status"]
     snapshot = status["holdout"]
-    private = "s3://podium/podium-private/default/local/holdout/"
+    private = f"s3://podium/podium-private/default/local/{playground.get()['metadata']['uid']}/holdout/"
     assert snapshot["features"].startswith(private) and snapshot["labels"].startswith(private)
     assert (snapshot["sourceFeatures"], snapshot["sourceLabels"]) == (str(features), str(labels))
     assert storage.read_bytes(snapshot["labels"]) == labels.read_bytes()

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import minio
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from minio.commonconfig import CopySource
 from minio.deleteobjects import DeleteObject
@@ -365,6 +365,7 @@ def test_botocore_and_minio_signatures_verify(segments: list[str], method: str, 
     from botocore.credentials import Credentials
 
     key = "/".join(segments)
+    assume(key.strip())  # minio's client refuses a blank object name before signing anything
     path = f"/bucket/{key}"
     url = f"http://127.0.0.1:9000{urllib.parse.quote(path)}"
     body = data.draw(st.binary(max_size=32)) if method == "PUT" else b""

@@ -21,13 +21,13 @@ from podium.evaluation.wire import MAX_RESULT_BYTES
 from podium_operator.flows import submission as flow
 from podium_operator.settings import OperatorConfig
 
-PLAYGROUND = {"metadata": {"name": "pg", "namespace": "ns"}, "status": {}}
+PLAYGROUND = {"metadata": {"name": "pg", "namespace": "ns", "uid": "pg-uid"}, "status": {}}
 PG = PlaygroundSpec.model_validate({
     "task": "classification", "holdout": {"features": "s3://b/f.csv", "labels": "s3://b/l.csv"},
     "classLabels": ["a", "b"], "primaryMetric": "accuracy",
 })
 SPEC = SubmissionSpec.model_validate({"playground": "pg", "predictions": {"uri": "s3://b/p.npz"}})
-SUCCEEDED = {"metadata": {"name": "s-score"}, "status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+SUCCEEDED = {"metadata": {"name": "s-score", "ownerReferences": [{"uid": "u"}]}, "status": {"conditions": [{"type": "Complete", "status": "True"}]}}
 
 
 class Kube:
@@ -47,7 +47,8 @@ class Controller:
 
 
 def _submission() -> dict[str, Any]:
-    return {"metadata": {"name": "s", "namespace": "ns", "generation": 1, "uid": "u"},
+    return {"apiVersion": "podium.dev/v1alpha1", "kind": "Submission",
+            "metadata": {"name": "s", "namespace": "ns", "generation": 1, "uid": "u"},
             "spec": {"playground": "pg", "predictions": {"uri": "s3://b/p.npz"}},
             "status": {"phase": "Evaluating", "version": 1, "timings": {"submittedAt": "2026-01-01T00:00:00Z"}}}
 
@@ -121,3 +122,46 @@ async def test_an_oversized_result_fails_the_submission(monkeypatch: pytest.Monk
 async def test_a_transient_storage_error_is_retried(monkeypatch: pytest.MonkeyPatch, error: StorageError) -> None:
     with pytest.raises(StorageError):
         await _advance_with(monkeypatch, error)
+
+
+class KubeWithStaleJob:
+    """A cluster where the score Job of an earlier Submission named ``s`` (uid ``old``) is still there."""
+
+    def __init__(self) -> None:
+        self.jobs = {"s-score": {**SUCCEEDED, "metadata": {"name": "s-score", "ownerReferences": [{"uid": "old"}]}}}
+        self.deleted: list[str] = []
+        self.created: list[dict[str, Any]] = []
+
+    async def get(self, resource: Any, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.jobs.get(name)
+
+    async def delete(self, resource: Any, namespace: str, name: str) -> bool:
+        self.deleted.append(name)
+        return self.jobs.pop(name, None) is not None
+
+    async def create_if_absent(self, resource: Any, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.created.append(body)
+        return self.jobs.setdefault(body["metadata"]["name"], body)
+
+    async def list(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        return []
+
+
+async def test_a_job_left_by_an_earlier_submission_of_the_same_name_is_never_taken_as_its_own(monkeypatch):
+    ctl = Controller()
+    ctl.kube = KubeWithStaleJob()  # type: ignore[assignment]
+    finished: list[dict[str, Any]] = []
+
+    async def finish(ctl: Any, submission: dict[str, Any], **outcome: Any) -> None:
+        finished.append(outcome)
+
+    async def patch_status(*args: Any) -> None:
+        return None
+
+    monkeypatch.setattr(flow, "_finish", finish)
+    monkeypatch.setattr(storage, "presign", lambda uri, **_: f"https://signed/{uri}")
+    ctl.patch_status = patch_status  # type: ignore[attr-defined]
+    assert await flow._advance(*_arguments(ctl)) is False  # its own score Job was created, not the old one read
+    assert ctl.kube.deleted == ["s-score"] and finished == []
+    (job,) = ctl.kube.created
+    assert [ref["uid"] for ref in job["metadata"]["ownerReferences"]] == ["u"]

@@ -44,7 +44,9 @@ def test_schema_is_structural(resource):
     schema = crd_manifest(resource)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     for path, node in _walk(schema):
         assert "$ref" not in node and "anyOf" not in node and "oneOf" not in node, path
-        assert "type" in node or node.get("x-kubernetes-int-or-string"), f"{path} has no type"
+        # Kubernetes' structural-schema rule: every node typed, except int-or-string and preserve-unknown ones.
+        untyped_ok = node.get("x-kubernetes-int-or-string") or node.get("x-kubernetes-preserve-unknown-fields")
+        assert "type" in node or untyped_ok, f"{path} has no type"
         for bound in ("exclusiveMinimum", "exclusiveMaximum"):
             assert isinstance(node.get(bound, True), bool), f"{path}.{bound} must be a boolean in OpenAPI v3.0"
 

@@ -109,7 +109,7 @@ def test_leaderboard_ranks_by_direction_and_breaks_ties_by_version():
 def test_private_board_uses_private_scores_of_competition_entries_only():
     subs = [_evaluated("a", 1, 0.9, track="competition"), _evaluated("b", 2, 0.8, track="competition"),
             _evaluated("e", 3, 1.0)]
-    rows = leaderboard_rows(subs, PG, private_scores={"a": {"accuracy": 0.7}, "b": {"accuracy": 0.85}})
+    rows = leaderboard_rows(subs, PG, private_scores={"uid-a": {"accuracy": 0.7}, "uid-b": {"accuracy": 0.85}})
     assert [(r["submission"], r["score"]) for r in rows] == [("b", 0.85), ("a", 0.7)]
 
 
@@ -199,3 +199,10 @@ def test_a_key_below_the_prefix_is_accepted_exactly_when_no_segment_can_be_norma
     accepted = reference_problem(_refs(predictions={"uri": uri}), PREFIX) is None
     normalisable = any(s in (".", "..") for s in segments) or any(ord(c) < 32 for s in segments for c in s)
     assert accepted == (not normalisable)
+
+
+def test_custom_metadata_is_a_leaderboard_column_only_when_given():
+    tagged = _evaluated("t", 1, 0.9).model_copy(update={"custom_metadata": {"lr": 0.1, "augmented": True}})
+    rows = leaderboard_rows([tagged, _evaluated("u", 2, 0.8)], PG)
+    assert rows[0]["customMetadata"] == {"lr": 0.1, "augmented": True}
+    assert "customMetadata" not in rows[1]

@@ -16,15 +16,17 @@ from podium_operator.reconcile.playground import competition_closed
 from podium_operator.reconcile.validation import parse_spec
 
 
-async def _private_scores(ctl: Controller, namespace: str, playground: str, names: list[str]) -> dict[str, dict]:
+async def _private_scores(ctl: Controller, namespace: str, playground: str, playground_uid: str,
+                          uids: list[str]) -> dict[str, dict]:
+    """The private metrics of each Submission uid that has them."""
     from podium import storage
 
     scores: dict[str, dict[str, float]] = {}
-    for name in names:
-        uri = ctl.config.private_scores_uri(namespace, playground, name)
+    for uid in uids:
+        uri = ctl.config.private_scores_uri(namespace, playground, playground_uid, uid)
         try:
             data = await asyncio.to_thread(storage.read_bytes, uri, limit=MAX_RESULT_BYTES)
-            scores[name] = PrivateResult.from_json(data, source=uri).private
+            scores[uid] = PrivateResult.from_json(data, source=uri).private
         except (OSError, ValueError):  # missing, too large or malformed (PodiumError is a ValueError)
             continue
     return scores
@@ -51,15 +53,16 @@ async def refresh_leaderboard(ctl: Controller, namespace: str, name: str) -> Non
             return
         # The records say what was decided; the list of Submissions only which ones still exist.
         alive = {s["metadata"]["uid"] for s in await ctl.kube.list(k8s.SUBMISSIONS, namespace)}
-        records = [r for r in await playground_records(ctl, namespace, name) if r.uid in alive]
+        uid = playground["metadata"]["uid"]
+        records = [r for r in await playground_records(ctl, namespace, name, uid) if r.uid in alive]
         public = leaderboard_rows(records, spec, limit=spec.leaderboard_size)
         patch: dict[str, Any] = {
             "leaderboard": public,
             "submissionCount": sum(1 for r in records if r.version is not None),
         }
         if competition_closed(spec, utcnow()):
-            names = [r.submission for r in records if r.track == "competition" and r.phase == "Evaluated"]
-            private = await _private_scores(ctl, namespace, name, names)
+            uids = [r.uid for r in records if r.track == "competition" and r.phase == "Evaluated"]
+            private = await _private_scores(ctl, namespace, name, uid, uids)
             patch["privateLeaderboard"] = leaderboard_rows(
                 records, spec, private_scores=private, limit=spec.leaderboard_size)
         if public:

@@ -1,4 +1,4 @@
-"""Playground flow: check the holdout, store the split, publish status, close competitions."""
+"""Playground flow: check the holdout, store the split, publish status, close competitions, clean up on delete."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from podium.api.meta import utcnow
+from podium.api.meta import condition_is_true, utcnow
 from podium.api.playground import PlaygroundSpec
+from podium.errors import InvalidHoldout
 from podium_operator import k8s
 from podium_operator.controller import Controller
 from podium_operator.flows.leaderboard import refresh_leaderboard
+from podium_operator.flows.records import forget_playground
+from podium_operator.reconcile.playground import PlaygroundOutcome, holdout_sync
 from podium_operator.reconcile.playground import reconcile_playground as reconcile_playground_status
 from podium_operator.reconcile.validation import parse_spec
 
@@ -23,8 +26,8 @@ def _holdout_split(spec: PlaygroundSpec, private_prefix: str) -> dict[str, Any]:
     Evaluations read only the copy (``status.holdout``): the source may change, or be a local path no
     Job can read, and a Job is never pointed at the participant-facing source.
     """
-    from podium import data, storage
-    from podium.split import compute_split
+    from podium import holdout as checks
+    from podium import storage
 
     features, labels = spec.holdout.features, spec.holdout.labels
     if not storage.exists(features):
@@ -32,30 +35,25 @@ def _holdout_split(spec: PlaygroundSpec, private_prefix: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch:
         local_features = storage.download(features, Path(scratch) / "features" / storage.parse(features).name)
         local_labels = storage.download(labels, Path(scratch) / "labels" / storage.parse(labels).name)
-        y = data.read_labels(local_labels)
-        if len(y) == 0:
-            raise ValueError(f"holdout.labels: {labels} holds no rows")
-        digest = hashlib.sha256()
-        for path in (local_features, local_labels):
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-        sha = digest.hexdigest()
+        # Ready only if it can score: InvalidHoldout (a ValueError) names the spec field and the fix. The
+        # split is by row identity (spec.holdout.idColumn, else each row's content), not by row position.
+        prepared = checks.prepare(local_features, local_labels, spec)
+        sha = holdout_digest([local_features, local_labels])
         snapshot = f"{private_prefix}/holdout/{sha[:16]}"  # content-addressed: never reused for other data
-        result: dict[str, Any] = {"holdoutRows": len(y), "holdout": {
+        result: dict[str, Any] = {"holdoutRows": len(prepared.holdout.labels), "holdout": {
             "features": storage.upload(local_features, f"{snapshot}/features{local_features.suffix}"),
             "labels": storage.upload(local_labels, f"{snapshot}/labels{local_labels.suffix}"),
             "sourceFeatures": features, "sourceLabels": labels, "sha256": sha,
         }}
-    if spec.competition is not None:
-        competition = spec.competition
-        split = compute_split(
-            y, private_fraction=competition.private_fraction, seed=competition.seed,
-            stratify=spec.task == "classification",
-        )
-        split_uri = f"{private_prefix}/split.json"
-        storage.write_bytes(split_uri, split.to_json().encode())
+    split, competition = prepared.split, spec.competition
+    if split is not None and competition is not None:
+        text = split.to_json().encode()
+        split_uri = f"{private_prefix}/split-{hashlib.sha256(text).hexdigest()[:16]}.json"  # never reused
+        storage.write_bytes(split_uri, text)
         result["split"] = {
             "uri": split_uri, "publicRows": len(split.public), "privateRows": len(split.private),
             "seed": competition.seed, "privateFraction": competition.private_fraction,
+            **({"idColumn": spec.holdout.id_column} if spec.holdout.id_column else {}),
         }
     return result
 
@@ -67,34 +65,99 @@ def _split_is_current(status: dict[str, Any], spec: PlaygroundSpec) -> bool:
     split = status.get("split") or {}
     if spec.competition is None:
         return not split and status.get("holdoutRows") is not None
-    return split.get("seed") == spec.competition.seed and split.get(
-        "privateFraction") == spec.competition.private_fraction
+    return (split.get("seed"), split.get("privateFraction"), split.get("idColumn")) == (
+        spec.competition.seed, spec.competition.private_fraction, spec.holdout.id_column)
 
 
-async def reconcile_playground(ctl: Controller, playground: dict[str, Any]) -> dict[str, Any]:
-    """Validate, check the holdout, split it, publish status. Returns the status patch written."""
+def _source_digest(spec: PlaygroundSpec) -> str:
+    """Runs in a worker thread: the content hash of what ``spec.holdout`` names now (as the snapshot's)."""
+    from podium import storage
+
+    with tempfile.TemporaryDirectory() as scratch:
+        paths = [storage.download(uri, Path(scratch) / part / storage.parse(uri).name)
+                 for part, uri in (("features", spec.holdout.features), ("labels", spec.holdout.labels))]
+        return holdout_digest(paths)
+
+
+def holdout_digest(paths: list[Path]) -> str:
+    """sha256 over the sha256 of each file (features, then labels): the snapshot's content address."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+async def reconcile_playground(ctl: Controller, playground: dict[str, Any]) -> PlaygroundOutcome:
+    """Validate, check the holdout, split it, publish status. Returns what was decided."""
     meta = playground["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     status = dict(playground.get("status") or {})
     spec, _ = parse_spec(PlaygroundSpec, playground.get("spec") or {})
     holdout: dict[str, Any] = {}
-    problem = None
+    problem, problem_reason = None, ""
     if spec is not None and not _split_is_current(status, spec):
+        prefix = ctl.config.private_prefix(namespace, name, meta["uid"])
         try:
-            holdout = await asyncio.to_thread(_holdout_split, spec, ctl.config.private_prefix(namespace, name))
+            holdout = await asyncio.to_thread(_holdout_split, spec, prefix)
+        except InvalidHoldout as error:
+            problem, problem_reason = str(error), "InvalidHoldout"
         except (OSError, ValueError) as error:
-            problem = str(error)
+            problem, problem_reason = str(error), "HoldoutUnavailable"
+    now = utcnow()
     outcome = reconcile_playground_status(
-        playground.get("spec") or {}, generation=meta.get("generation"), status=status, now=utcnow(),
-        holdout_problem=problem,
+        playground.get("spec") or {}, generation=meta.get("generation"), status=status, now=now,
+        holdout_problem=problem, holdout_reason=problem_reason,
     )
     patch = {**outcome.status_patch, **holdout}
+    if holdout:  # a new snapshot: its source is in sync by definition
+        patch["conditions"] = holdout_sync({**status, **patch}, source_sha256=holdout["holdout"]["sha256"], now=now,
+                                           generation=meta.get("generation")).conditions
     for event_type, reason, message in outcome.events:
         ctl.post_event(playground, event_type, reason, message)
     await ctl.patch_status(k8s.PLAYGROUNDS, playground, patch)
     if outcome.ready:
         await refresh_leaderboard(ctl, namespace, name)
-    return patch
+    return outcome
+
+
+async def check_holdout_source(ctl: Controller, playground: dict[str, Any]) -> None:
+    """Compare a Ready Playground's holdout source with its snapshot; report a change (never use it)."""
+    from podium.errors import PodiumError
+
+    status = playground.get("status") or {}
+    spec, _ = parse_spec(PlaygroundSpec, playground.get("spec") or {})
+    if spec is None or not condition_is_true(playground) or not (status.get("holdout") or {}).get("sha256"):
+        return
+    sha: str | None
+    problem = ""
+    try:
+        sha = await asyncio.to_thread(_source_digest, spec)
+    except (OSError, PodiumError) as error:
+        sha, problem = None, str(error)
+    sync = holdout_sync(status, source_sha256=sha, now=utcnow(), generation=playground["metadata"].get("generation"),
+                        problem=problem)
+    for event_type, reason, message in sync.events:
+        ctl.post_event(playground, event_type, reason, message)
+    if sync.conditions != status.get("conditions"):
+        await ctl.patch_status(k8s.PLAYGROUNDS, playground, {"conditions": sync.conditions})
+
+
+async def delete_playground(ctl: Controller, playground: dict[str, Any]) -> int:
+    """Remove what the operator and participants stored for a deleted Playground; returns how many objects.
+
+    Its Submissions (and their Jobs) go by garbage collection, since the Playground owns them.
+    """
+    from podium import storage
+
+    meta = playground["metadata"]
+    namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
+    prefixes = [f"{ctl.config.private_prefix(namespace, name, uid)}/", ctl.config.results_prefix(namespace, name, uid),
+                ctl.config.playground_uploads_prefix(namespace, name)]
+    removed = 0
+    for prefix in prefixes:
+        removed += await asyncio.to_thread(storage.delete_prefix, prefix)
+    await forget_playground(ctl, namespace, uid)
+    return removed
 
 
 async def waiting_submissions(ctl: Controller, namespace: str, playground: str) -> list[str]:

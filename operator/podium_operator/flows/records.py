@@ -45,15 +45,24 @@ async def get_record(ctl: Controller, namespace: str, uid: str) -> SubmissionRec
     return (await namespace_records(ctl, namespace)).get(uid)
 
 
-async def playground_records(ctl: Controller, namespace: str, playground: str) -> list[SubmissionRecord]:
-    return [r for r in (await namespace_records(ctl, namespace)).values() if r.playground == playground]
+async def playground_records(ctl: Controller, namespace: str, playground: str, uid: str) -> list[SubmissionRecord]:
+    """The records of one Playground (by uid: those of an earlier one of the same name are not its own)."""
+    return [r for r in (await namespace_records(ctl, namespace)).values()
+            if r.playground == playground and r.playground_uid == uid]
+
+
+async def forget_playground(ctl: Controller, namespace: str, uid: str) -> None:
+    """Drop a deleted Playground's records from the cache (their objects are deleted with it)."""
+    records = await namespace_records(ctl, namespace)
+    for key in [key for key, record in records.items() if record.playground_uid == uid]:
+        del records[key]
 
 
 async def put_record(ctl: Controller, namespace: str, record: SubmissionRecord) -> SubmissionRecord:
     """Store the record (object store first, so a crash never leaves a decision only in memory)."""
     from podium import storage
 
-    uri = ctl.config.record_uri(namespace, record.playground, record.uid)
+    uri = ctl.config.record_uri(namespace, record.playground, record.playground_uid, record.uid)
     await asyncio.to_thread(storage.write_bytes, uri, record.model_dump_json().encode())
     (await namespace_records(ctl, namespace))[record.uid] = record
     return record

@@ -28,6 +28,7 @@ from podium_operator.reconcile.evaluation_jobs import (
     sandbox_network_policy,
     volume_name,
 )
+from podium_operator.reconcile.names import owned_by, owner_reference
 from podium_operator.reconcile.records import RecordPhase, SubmissionRecord, status_sync_patch
 from podium_operator.reconcile.submission import (
     admission_problem,
@@ -90,11 +91,12 @@ async def _assign_version(ctl: Controller, playground: dict[str, Any], submissio
     raise RuntimeError(f"could not assign a version in playground {name}: too many concurrent writers")
 
 
-def _new_record(submission: dict[str, Any]) -> SubmissionRecord:
+def _new_record(submission: dict[str, Any], playground: dict[str, Any] | None = None) -> SubmissionRecord:
     """The record of a Submission the operator has not decided on yet (its spec as written, maybe invalid)."""
     meta, spec = submission["metadata"], submission.get("spec") or {}
     return SubmissionRecord(
         submission=meta["name"], uid=meta["uid"], playground=str(spec.get("playground") or ""),
+        playground_uid=playground["metadata"]["uid"] if playground else "",
         track=str(spec.get("track") or "experiment"), phase="Evaluating",
         submitter=(meta.get("annotations") or {}).get(SUBMITTER_ANNOTATION) or ANONYMOUS,
     )
@@ -109,14 +111,14 @@ async def _show(ctl: Controller, submission: dict[str, Any], record: SubmissionR
 
 async def _finish(
     ctl: Controller, submission: dict[str, Any], *, phase: RecordPhase, reason: str, message: str,
-    extra: dict | None = None,
+    extra: dict | None = None, playground: dict[str, Any] | None = None,
 ) -> None:
     """Record the outcome first (the authority), then show it in the status and post an Event."""
     meta = submission["metadata"]
     namespace = meta["namespace"]
     now = utcnow()
     outcome = {k: v for k, v in (extra or {}).items() if k in ("metrics", "score", "metadata", "framework")}
-    record = await get_record(ctl, namespace, meta["uid"]) or _new_record(submission)
+    record = await get_record(ctl, namespace, meta["uid"]) or _new_record(submission, playground)
     record = await put_record(ctl, namespace, record.finished(phase=phase, reason=reason, message=message, now=now,
                                                               **outcome))
     conditions = set_condition(
@@ -135,8 +137,7 @@ def _plan(
     playground: dict[str, Any], pg: PlaygroundSpec,
 ) -> EvaluationPlan:
     namespace = submission["metadata"]["namespace"]
-    name = submission["metadata"]["name"]
-    pg_name = playground["metadata"]["name"]
+    pg_name, pg_uid = playground["metadata"]["name"], playground["metadata"]["uid"]
     split = (playground.get("status") or {}).get("split") or {}
     snapshot = (playground.get("status") or {}).get("holdout") or {}
     return EvaluationPlan(
@@ -149,8 +150,8 @@ def _plan(
         features_uri=snapshot.get("features") or pg.holdout.features,  # the operator's copy (see flows.playground)
         labels_uri=snapshot.get("labels") or pg.holdout.labels,
         split_uri=split.get("uri") or None,
-        results_uri=ctl.config.results_uri(namespace, pg_name, name),
-        private_uri=ctl.config.private_scores_uri(namespace, pg_name, name),
+        results_uri=ctl.config.results_uri(namespace, pg_name, pg_uid, record.uid),
+        private_uri=ctl.config.private_scores_uri(namespace, pg_name, pg_uid, record.uid),
         model_uri=spec.model.uri if spec.model else None,
         preprocessor_uri=spec.model.preprocessor_uri if spec.model else None,
         predictions_uri=spec.predictions.uri if spec.predictions else None,
@@ -166,25 +167,28 @@ async def _admit(ctl: Controller, submission: dict[str, Any], spec: SubmissionSp
     """Reject, or assign a version and move to Evaluating. Returns the new record (None if rejected)."""
     namespace = submission["metadata"]["namespace"]
     pg_name = playground["metadata"]["name"]
-    record = _new_record(submission)
+    record = _new_record(submission, playground)
     now = utcnow()
     async with ctl.playground_locks[(namespace, pg_name)]:
         today = 0
         if spec.track == "competition":  # only competitions have quotas, counted from the records
-            today = submitted_today(await playground_records(ctl, namespace, pg_name), submitter=record.submitter,
-                                    now=now)
+            today = submitted_today(await playground_records(ctl, namespace, pg_name, record.playground_uid),
+                                    submitter=record.submitter, now=now)
         rejection = reference_problem(spec, ctl.config.upload_prefix(namespace, pg_name, record.submitter)) or (
             admission_problem(
                 spec, pg, playground_closed=bool((playground.get("status") or {}).get("competitionClosed")),
                 submitter=record.submitter, submitted_today=today, now=now,
             ))
         if rejection is not None:
-            await _finish(ctl, submission, phase="Rejected", reason=rejection.reason, message=rejection.message)
+            await _finish(ctl, submission, phase="Rejected", reason=rejection.reason, message=rejection.message,
+                          playground=playground)
             return None
         fresh_playground = await ctl.kube.get(k8s.PLAYGROUNDS, namespace, pg_name) or playground
         version = await _assign_version(ctl, fresh_playground, submission["metadata"]["name"])
+        await _owned_by(ctl, submission, playground)
         record = await put_record(ctl, namespace, record.model_copy(update={
             "playground": pg_name, "version": version, "verified": spec.model is not None,
+            "custom_metadata": dict(spec.metadata),
             "submitted_at": format_time(now), "message": f"version {version} is being evaluated"}))
         generation = submission["metadata"].get("generation")
         await _show(ctl, submission, record, {
@@ -196,6 +200,16 @@ async def _admit(ctl: Controller, submission: dict[str, Any], spec: SubmissionSp
     metrics.SUBMISSIONS.labels(namespace, pg_name, "Evaluating").inc()
     ctl.post_event(submission, "Normal", "Accepted", f"version {version} of playground {pg_name}")
     return record
+
+
+async def _owned_by(ctl: Controller, submission: dict[str, Any], playground: dict[str, Any]) -> None:
+    """Make the Playground the Submission's owner, so deleting the Playground garbage-collects it."""
+    meta = submission["metadata"]
+    owner = {**owner_reference(playground), "blockOwnerDeletion": False}  # the Playground's finalizer waits for nothing
+    if any(ref.get("uid") == owner["uid"] for ref in meta.get("ownerReferences") or []):
+        return
+    await ctl.kube.patch(k8s.SUBMISSIONS, meta["namespace"], meta["name"],
+                         {"metadata": {"ownerReferences": [*(meta.get("ownerReferences") or []), owner]}})
 
 
 async def _ensure_sandbox_policy(ctl: Controller, namespace: str) -> None:
@@ -236,17 +250,30 @@ async def _presigned(plan: EvaluationPlan, step: Step) -> EvaluationPlan:
     return dataclasses.replace(plan, urls=await asyncio.to_thread(sign))
 
 
+async def _own_child(ctl: Controller, resource: k8s.Resource, namespace: str, name: str, uid: str) -> dict | None:
+    """This Submission's child ``name``, or None. One left by an earlier Submission of the same name (not yet
+    garbage-collected, or orphaned) is deleted rather than taken for this one's: its result is not ours."""
+    child = await ctl.kube.get(resource, namespace, name)
+    if child is not None and not owned_by(child, uid):
+        logger.info("deleting %s %s/%s, left by an earlier Submission of the same name", resource.plural, namespace, name)
+        await ctl.kube.delete(resource, namespace, name)
+        return None
+    return child
+
+
 async def _advance(ctl: Controller, submission: dict[str, Any], record: SubmissionRecord, spec: SubmissionSpec,
                    playground: dict[str, Any], pg: PlaygroundSpec) -> bool:
     """Create the next Job, or record the outcome. True when the submission reached a final phase."""
     namespace = submission["metadata"]["namespace"]
     plan = _plan(ctl, submission, record, spec, playground, pg)
-    jobs = {step: await ctl.kube.get(k8s.JOBS, namespace, job_name(plan.name, step)) for step in plan.steps()}
+    jobs = {step: await _own_child(ctl, k8s.JOBS, namespace, job_name(plan.name, step), record.uid)
+            for step in plan.steps()}
     action = next_action(plan.steps(), jobs)
     if action.kind == "create":
         assert action.step is not None
         if action.step == "stage":
             await _ensure_sandbox_policy(ctl, namespace)
+            await _own_child(ctl, k8s.PVCS, namespace, volume_name(plan.name), record.uid)
             await ctl.kube.create_if_absent(k8s.PVCS, namespace, evaluation_volume(plan))
         plan = await _presigned(plan, action.step)
         await ctl.kube.create_if_absent(k8s.JOBS, namespace, evaluation_job(plan, action.step))

@@ -20,7 +20,7 @@ def leaderboard_rows(
     private_scores: dict[str, dict[str, float]] | None = None,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows for the public board, or for the private one when ``private_scores`` (by submission) is given.
+    """Rows for the public board, or for the private one when ``private_scores`` (by Submission uid) is given.
 
     Ranked from the operator's records only (never from a status someone could write). Ties go to the
     earlier version, so resubmitting an identical model never overtakes the original.
@@ -32,9 +32,9 @@ def leaderboard_rows(
         if record.phase != "Evaluated" or record.version is None:
             continue
         if private_scores is not None:
-            if record.track != "competition" or record.submission not in private_scores:
+            if record.track != "competition" or record.uid not in private_scores:
                 continue
-            metrics = finite_metrics(private_scores[record.submission])
+            metrics = finite_metrics(private_scores[record.uid])
         else:
             metrics = finite_metrics(record.metrics)
         score = metrics.get(metric)
@@ -54,6 +54,7 @@ def leaderboard_rows(
                 "score": score,
                 "metrics": metrics,
                 "metadata": {k: record.metadata[k] for k in KEY_METADATA if k in record.metadata},
+                "customMetadata": dict(record.custom_metadata) or None,
                 "framework": record.framework or "",
                 "verified": record.verified,
                 "submittedAt": record.submitted_at,

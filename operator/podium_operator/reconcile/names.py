@@ -32,3 +32,8 @@ def owner_reference(owner: dict) -> dict:
         "controller": True,
         "blockOwnerDeletion": True,
     }
+
+
+def owned_by(obj: dict, uid: str) -> bool:
+    """Whether ``obj`` belongs to the owner with ``uid`` (children are named after their owner, not its uid)."""
+    return any(ref.get("uid") == uid for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])

@@ -33,6 +33,7 @@ class SubmissionRecord(BaseModel):
     submission: str
     uid: str
     playground: str
+    playground_uid: str = ""  # the Playground admitted to; a re-created name is another playground
     track: str = "experiment"
     submitter: str
     phase: RecordPhase
@@ -44,6 +45,7 @@ class SubmissionRecord(BaseModel):
     score: float | None = Field(default=None, allow_inf_nan=False)
     metrics: dict[str, float] = {}
     metadata: dict[str, Scalar] = {}
+    custom_metadata: dict[str, Scalar] = {}  # the submitter's spec.metadata, shown on the leaderboard
     submitted_at: str | None = None
     evaluated_at: str | None = None
     duration_seconds: float | None = Field(default=None, allow_inf_nan=False)

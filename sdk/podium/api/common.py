@@ -25,6 +25,9 @@ def cel_rules(*rules: tuple[str, str, str]) -> dict[str, Any]:
 
 
 PRESERVE_UNKNOWN: dict[str, Any] = {"x-kubernetes-preserve-unknown-fields": True}
+# A map whose values are any JSON value (untyped in the CRD; the pydantic model says which are allowed).
+UNTYPED_VALUES: dict[str, Any] = {"additionalProperties": {"x-kubernetes-preserve-unknown-fields": True,
+                                                          "x-podium-untyped": True}}
 
 
 class ApiModel(BaseModel):

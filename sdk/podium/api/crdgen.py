@@ -13,13 +13,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from podium.api.common import cel_rules
 from podium.api.resources import ALL_KINDS, ResourceKind
 
 # JSON-schema keywords that survive into the structural schema.
 _KEPT = {
     "type", "format", "description", "default", "enum", "pattern", "minLength", "maxLength",
     "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minItems", "maxItems",
-    "items", "properties", "required", "additionalProperties", "nullable",
+    "items", "properties", "required", "additionalProperties", "nullable", "maxProperties",
 }  # fmt: skip
 
 
@@ -70,7 +71,9 @@ def _structural(node: dict[str, Any]) -> dict[str, Any]:
             continue
         else:
             out[key] = value
-    if out.get("x-kubernetes-preserve-unknown-fields"):
+    if node.get("x-podium-untyped"):
+        pass  # any JSON value: structural schemas allow an untyped node that preserves unknown fields
+    elif out.get("x-kubernetes-preserve-unknown-fields"):
         out.setdefault("type", "object")
     elif "type" not in out and "enum" in out:
         out["type"] = "string"
@@ -94,6 +97,10 @@ def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
 def crd_manifest(resource: ResourceKind) -> dict[str, Any]:
     spec_schema = openapi_schema(resource.spec_model)
     status_schema = openapi_schema(resource.status_model)
+    # `kubectl explain <kind>.spec` shows these; a model's docstring, when it has one, says more.
+    spec_schema.setdefault("description", f"What the {resource.kind} should be: written by its owner.")
+    status_schema.setdefault("description", f"What the operator observed and decided about the {resource.kind}; "
+                                            "written only by the operator.")
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -131,6 +138,7 @@ def crd_manifest(resource: ResourceKind) -> dict[str, Any]:
                                 "spec": spec_schema,
                                 "status": status_schema,
                             },
+                            **(cel_rules(*resource.object_rules) if resource.object_rules else {}),
                         }
                     },
                 }

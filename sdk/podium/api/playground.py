@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from podium.api.common import PRESERVE_UNKNOWN, ApiModel, ComputeResources, Condition, cel_rules
+from podium.api.common import (
+    PRESERVE_UNKNOWN,
+    UNTYPED_VALUES,
+    ApiModel,
+    ComputeResources,
+    Condition,
+    cel_rules,
+)
 
 TaskType = Literal["classification", "regression"]
 InputType = Literal["tabular", "text", "image", "audio", "video"]
@@ -38,6 +46,13 @@ class HoldoutData(ApiModel):
 
     features: str = Field(min_length=1, description="URI (s3://bucket/key, file:// or path) of the holdout features.")
     labels: str = Field(min_length=1, description="URI of the holdout labels; never shown to submitted models.")
+    id_column: str | None = Field(
+        default=None, min_length=1, max_length=256,
+        description="Column holding a unique id per row, looked up in the labels table first (never shown to "
+        "models), then in the features table. Rows are assigned to the public or private part by this id, so "
+        "re-uploading the same rows in another order keeps every row on its side. Without it, a row is "
+        "identified by its content (features and label).",
+    )
 
 
 class ExperimentTrack(ApiModel):
@@ -94,7 +109,8 @@ class PlaygroundSpec(ApiModel):
     input_type: InputType = "tabular"
     holdout: HoldoutData
     class_labels: list[str] | None = Field(
-        default=None, max_length=10000, description="Class labels, as strings, for classification."
+        default=None, max_length=10000, json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Class labels, as strings, for classification; each listed once.",
     )
     primary_metric: str = Field(description="Metric that ranks the leaderboard, e.g. accuracy or rmse.")
     metric_direction: Direction | None = Field(default=None, description="Defaults to the metric's own direction.")
@@ -105,6 +121,15 @@ class PlaygroundSpec(ApiModel):
     competition: CompetitionTrack | None = None
     evaluation: EvaluationDefaults = Field(default_factory=EvaluationDefaults)
     leaderboard_size: int = Field(default=20, ge=1, le=200, description="Rows of the leaderboard kept in status.")
+
+    @field_validator("class_labels")
+    @classmethod
+    def _classes_listed_once(cls, labels: list[str] | None) -> list[str] | None:
+        # The CRD's list-type set makes the API server refuse duplicates too.
+        twice = sorted(label for label, count in Counter(labels or []).items() if count > 1)
+        if twice:
+            raise ValueError(f"classLabels: {', '.join(map(repr, twice))} listed more than once; list each class once")
+        return labels
 
     @model_validator(mode="after")
     def _check_task_fields(self) -> PlaygroundSpec:
@@ -137,6 +162,8 @@ class LeaderboardRow(ApiModel):
     score: float | None = Field(default=None, description="The primary metric.")
     metrics: dict[str, float] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict, json_schema_extra=PRESERVE_UNKNOWN)
+    custom_metadata: dict[str, Any] = Field(default_factory=dict, json_schema_extra=UNTYPED_VALUES,
+                                            description="The submitter's spec.metadata (JSON scalars).")
     framework: str = ""
     verified: bool = True
     submitted_at: datetime | None = None
@@ -157,6 +184,7 @@ class HoldoutSplitStatus(ApiModel):
     private_rows: int = 0
     seed: int = 0
     private_fraction: float = 0.0
+    id_column: str | None = Field(default=None, description="spec.holdout.idColumn the split was computed with.")
 
 
 class HoldoutSnapshot(ApiModel):

@@ -14,6 +14,23 @@ from podium.api.submission import SubmissionSpec, SubmissionStatus
 READY_COLUMN: dict[str, object] = {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'}
 AGE_COLUMN: dict[str, object] = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 
+_ADMITTED = "has(oldSelf.status) && has(oldSelf.status.nextVersion) && oldSelf.status.nextVersion > 1"
+_SEED = "(has({s}.spec.competition.seed) ? {s}.spec.competition.seed : 0)"
+_FRACTION = "(has({s}.spec.competition.privateFraction) ? {s}.spec.competition.privateFraction : 0.5)"
+_SAME_SPLIT = (
+    "has(self.spec.competition) == has(oldSelf.spec.competition) && (!has(self.spec.competition) || ("
+    f"{_SEED.format(s='self')} == {_SEED.format(s='oldSelf')} && "
+    f"{_FRACTION.format(s='self')} == {_FRACTION.format(s='oldSelf')}))"
+)
+# Scores already given used this holdout and split: once a Submission is admitted they cannot change.
+FROZEN_SPLIT_RULE = (
+    f"!({_ADMITTED}) || (self.spec.holdout == oldSelf.spec.holdout && {_SAME_SPLIT})",
+    "spec.holdout, spec.competition.seed and spec.competition.privateFraction are frozen once a Submission "
+    "has been admitted (scores were computed with them); to use another holdout or split, create a new "
+    "Playground (e.g. a second round under a new name) and submit there",
+    ".spec",
+)
+
 
 @dataclass(frozen=True)
 class ResourceKind:
@@ -24,6 +41,8 @@ class ResourceKind:
     status_model: type[BaseModel]
     printer_columns: tuple[dict[str, object], ...] = field(default=())
     description: str = ""
+    # CEL rules on the whole object (they may compare spec with status), as (rule, message, fieldPath).
+    object_rules: tuple[tuple[str, str, str], ...] = field(default=())
 
     @property
     def singular(self) -> str:
@@ -57,6 +76,7 @@ PLAYGROUND = ResourceKind(
     spec_model=PlaygroundSpec,
     status_model=PlaygroundStatus,
     description="An ML task with a holdout set, experiment and competition tracks, and leaderboards.",
+    object_rules=(FROZEN_SPLIT_RULE,),
     printer_columns=(
         {"name": "Task", "type": "string", "jsonPath": ".spec.task"},
         {"name": "Metric", "type": "string", "jsonPath": ".spec.primaryMetric"},

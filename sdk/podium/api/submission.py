@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, StrictBool, StrictInt, StringConstraints, model_validator
 
-from podium.api.common import GROUP, PRESERVE_UNKNOWN, ApiModel, ComputeResources, Condition, cel_rules
+from podium.api.common import (
+    GROUP,
+    PRESERVE_UNKNOWN,
+    UNTYPED_VALUES,
+    ApiModel,
+    ComputeResources,
+    Condition,
+    cel_rules,
+)
 
 Framework = Literal["auto", "sklearn", "keras", "pytorch", "onnx"]
 Phase = Literal["Pending", "Training", "Evaluating", "Evaluated", "Failed", "Rejected"]
 TERMINAL_PHASES: frozenset[str] = frozenset({"Evaluated", "Failed", "Rejected"})
 # Who submitted: set by the API server's admission (the operator's webhook, or local mode's server), never a client.
 SUBMITTER_ANNOTATION = f"{GROUP}/submitter"
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9_.-]+$")]
+# A JSON scalar: what a leaderboard column can show. Numbers must be finite.
+MetadataValue = StrictBool | StrictInt | Annotated[float, Field(allow_inf_nan=False)] | Annotated[
+    str, StringConstraints(max_length=256)]
 
 
 class ModelSource(ApiModel):
@@ -71,6 +83,17 @@ class SubmissionSpec(ApiModel):
                 for field in ("model", "predictions", "training")
             ),
             ("self.track == oldSelf.track", "track: is immutable; create a new Submission instead", ".track"),
+            (
+                "!has(self.metadata) || self.metadata.all(k, type(self.metadata[k]) in [string, int, double, bool])",
+                "metadata: each value must be a JSON scalar (a string, number or boolean), not an object or a list",
+                ".metadata",
+            ),
+            (
+                "has(self.metadata) == has(oldSelf.metadata) && (!has(self.metadata) || self.metadata == oldSelf.metadata)",
+                "metadata: is recorded when the Submission is admitted and shown as such; create a new Submission "
+                "to show other values",
+                ".metadata",
+            ),
         )
     )
 
@@ -81,7 +104,12 @@ class SubmissionSpec(ApiModel):
     training: TrainingSpec | None = None
     description: str | None = Field(default=None, max_length=10000)
     final: bool = Field(default=False, description="Select as one of the member's final competition submissions.")
-    metadata: dict[str, str] = Field(default_factory=dict, description="Custom metadata shown on the leaderboard.")
+    metadata: dict[MetadataKey, MetadataValue] = Field(
+        default_factory=dict, max_length=32,
+        description="Custom metadata shown as leaderboard columns: up to 32 keys, each a JSON scalar "
+        "(string of at most 256 characters, number or boolean), e.g. {\"lr\": 0.1, \"augmented\": true}.",
+        json_schema_extra=UNTYPED_VALUES,
+    )
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> SubmissionSpec:
