@@ -70,6 +70,15 @@ def prepare(features: Path, labels: Path, spec: PlaygroundSpec) -> PreparedHoldo
     return PreparedHoldout(holdout, split)
 
 
+def without_ids(holdout: Holdout, spec: PlaygroundSpec) -> pd.DataFrame | None:
+    """The features minus ``spec.holdout.idColumn`` when the features file has that column (else None: the
+    features stay as stored). Models never see row identity: an id can leak the label (a sorted file)."""
+    column = spec.holdout.id_column
+    if column and isinstance(holdout.features, pd.DataFrame) and column in holdout.features.columns:
+        return holdout.features.drop(columns=[column])
+    return None
+
+
 def split_holdout(holdout: Holdout, spec: PlaygroundSpec) -> HoldoutSplit | None:
     """The competition's public/private split by row identity (id column, else content); None without one."""
     competition = spec.competition

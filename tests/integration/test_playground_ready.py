@@ -3,6 +3,7 @@ a shuffled re-upload of the same holdout splits the same rows into the private p
 
 from __future__ import annotations
 
+import io
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -153,7 +154,10 @@ def test_a_shuffled_re_upload_gives_the_same_private_rows(api, id_column: str | 
         if id_column:
             body["spec"]["holdout"]["idColumn"] = id_column
         api.create_namespaced_custom_object(*PG, body)
-        assert _ready(api, name)["status"] == "True"
+        assert _ready(api, name)["status"] == "True", _ready(api, name)
         names.append(name)
     first, second = (_private_rows(api, name) for name in names)
     assert sum(first.values()) == 45 and first == second
+    snapshot = api.get_namespaced_custom_object(*PG, names[0])["status"]["holdout"]["features"]
+    shown = pd.read_csv(io.BytesIO(storage.read_bytes(snapshot))).columns.tolist()
+    assert shown == list(X.columns)  # what models read holds no row identity (an id can leak the label)

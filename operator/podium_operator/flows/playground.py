@@ -26,8 +26,8 @@ def _holdout_split(spec: PlaygroundSpec, private_prefix: str) -> dict[str, Any]:
     Evaluations read only the copy (``status.holdout``): the source may change, or be a local path no
     Job can read, and a Job is never pointed at the participant-facing source.
     """
+    from podium import data, storage
     from podium import holdout as checks
-    from podium import storage
 
     features, labels = spec.holdout.features, spec.holdout.labels
     if not storage.exists(features):
@@ -38,7 +38,11 @@ def _holdout_split(spec: PlaygroundSpec, private_prefix: str) -> dict[str, Any]:
         # Ready only if it can score: InvalidHoldout (a ValueError) names the spec field and the fix. The
         # split is by row identity (spec.holdout.idColumn, else each row's content), not by row position.
         prepared = checks.prepare(local_features, local_labels, spec)
-        sha = holdout_digest([local_features, local_labels])
+        sha = holdout_digest([local_features, local_labels])  # of the source, which later checks compare with
+        stripped = checks.without_ids(prepared.holdout, spec)
+        if stripped is not None:  # what models read has no row identity in it
+            (Path(scratch) / "model-features").mkdir()
+            local_features = data.write_table(stripped, Path(scratch) / "model-features" / local_features.name)
         snapshot = f"{private_prefix}/holdout/{sha[:16]}"  # content-addressed: never reused for other data
         result: dict[str, Any] = {"holdoutRows": len(prepared.holdout.labels), "holdout": {
             "features": storage.upload(local_features, f"{snapshot}/features{local_features.suffix}"),

@@ -48,8 +48,8 @@ class HoldoutData(ApiModel):
     labels: str = Field(min_length=1, description="URI of the holdout labels; never shown to submitted models.")
     id_column: str | None = Field(
         default=None, min_length=1, max_length=256,
-        description="Column holding a unique id per row, looked up in the labels table first (never shown to "
-        "models), then in the features table. Rows are assigned to the public or private part by this id, so "
+        description="Column holding a unique id per row, looked up in the labels table first, then in the "
+        "features table (removed from the copy models read: an id never reaches a model). Rows are assigned to the public or private part by this id, so "
         "re-uploading the same rows in another order keeps every row on its side. Without it, a row is "
         "identified by its content (features and label).",
     )
