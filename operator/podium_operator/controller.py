@@ -32,6 +32,9 @@ class Controller:
         # object store once per namespace, then kept current by this process, the only writer.
         self.records: dict[str, dict[str, SubmissionRecord]] = {}
         self.record_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # Per Playground uid: the holdout source's fingerprints when its contents were last compared with the
+        # snapshot (kept in memory, never in a status someone else could write: at worst one more download).
+        self.holdout_fingerprints: dict[str, tuple[str, ...]] = {}
 
     def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """A Kubernetes Event on the object (kopf queues and posts it)."""

@@ -212,6 +212,20 @@ def exists(uri: str | Path, *, store: Store | None = None) -> bool:
     return True
 
 
+def fingerprint(uri: str | Path, *, store: Store | None = None) -> str | None:
+    """A cheap token that changes when the object does (ETag and size; for a file, size and mtime), from
+    metadata only; None where there is none to read (a URL). Equal tokens mean unchanged; unequal ones
+    mean *maybe* changed (a file rewritten with the same bytes): compare contents to be sure."""
+    location = _object(uri)
+    if location.path is not None:
+        stat = location.path.stat()
+        return f"file:{stat.st_size}:{stat.st_mtime_ns}"
+    if location.url:
+        return None
+    found = _call(location, lambda client: client.stat_object(location.bucket, location.key), store)
+    return f"s3:{found.etag}:{found.size}"
+
+
 def presign(uri: str | Path, *, method: Literal["GET", "PUT"] = "GET",
             expires: timedelta = timedelta(minutes=15), store: Store | None = None) -> str:
     """A URL that lets whoever holds it ``method`` exactly the ``s3://`` object ``uri`` for ``expires``.

@@ -83,6 +83,14 @@ def _source_digest(spec: PlaygroundSpec) -> str:
         return holdout_digest(paths)
 
 
+def _source_fingerprints(spec: PlaygroundSpec) -> tuple[str, ...] | None:
+    """Runs in a worker thread: what the source's metadata says (None where it says nothing, e.g. a URL)."""
+    from podium import storage
+
+    marks = tuple(storage.fingerprint(uri) for uri in (spec.holdout.features, spec.holdout.labels))
+    return None if None in marks else tuple(str(mark) for mark in marks)
+
+
 def holdout_digest(paths: list[Path]) -> str:
     """sha256 over the sha256 of each file (features, then labels): the snapshot's content address."""
     digest = hashlib.sha256()
@@ -132,12 +140,19 @@ async def check_holdout_source(ctl: Controller, playground: dict[str, Any]) -> N
     spec, _ = parse_spec(PlaygroundSpec, playground.get("spec") or {})
     if spec is None or not condition_is_true(playground) or not (status.get("holdout") or {}).get("sha256"):
         return
+    uid = playground["metadata"]["uid"]
     sha: str | None
     problem = ""
     try:
+        marks = await asyncio.to_thread(_source_fingerprints, spec)
+        if marks is not None and ctl.holdout_fingerprints.get(uid) == marks:
+            return  # not touched since its contents were last compared: no download
         sha = await asyncio.to_thread(_source_digest, spec)
+        if marks is not None:
+            ctl.holdout_fingerprints[uid] = marks
     except (OSError, PodiumError) as error:
         sha, problem = None, str(error)
+        ctl.holdout_fingerprints.pop(uid, None)
     sync = holdout_sync(status, source_sha256=sha, now=utcnow(), generation=playground["metadata"].get("generation"),
                         problem=problem)
     for event_type, reason, message in sync.events:
@@ -161,6 +176,7 @@ async def delete_playground(ctl: Controller, playground: dict[str, Any]) -> int:
     for prefix in prefixes:
         removed += await asyncio.to_thread(storage.delete_prefix, prefix)
     await forget_playground(ctl, namespace, uid)
+    ctl.holdout_fingerprints.pop(uid, None)
     return removed
 
 
