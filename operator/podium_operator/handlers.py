@@ -69,7 +69,6 @@ def _controller(memo: kopf.Memo) -> Controller:
 
 # A holdout that is not there yet (or not valid yet) is looked at again after 2, 4, 8 … at most 300 seconds.
 HOLDOUT_RETRY_SECONDS = (2.0, 300.0)
-HOLDOUT_PROBLEMS = frozenset({"HoldoutUnavailable", "InvalidHoldout"})
 
 
 @kopf.on.resume(GROUP, VERSION, PLAYGROUND.plural, registry=registry)
@@ -78,7 +77,7 @@ HOLDOUT_PROBLEMS = frozenset({"HoldoutUnavailable", "InvalidHoldout"})
 async def playground_changed(body: kopf.Body, memo: kopf.Memo, retry: int = 0, **_: Any) -> None:
     controller = _controller(memo)
     outcome = await _reconcile_playground(controller, dict(body))
-    if outcome.reason in HOLDOUT_PROBLEMS:  # the owner may still upload or fix it: no spec edit needed
+    if outcome.holdout_pending:  # the owner may still upload or fix it: no spec edit needed
         first, most = HOLDOUT_RETRY_SECONDS
         raise kopf.TemporaryError(outcome.message, delay=min(most, first * 2 ** min(retry, 16)))
 

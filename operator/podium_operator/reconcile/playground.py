@@ -20,6 +20,8 @@ class PlaygroundOutcome:
     reason: str
     message: str
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+    # Not Ready for its holdout, which the owner may still upload or fix: worth looking at again.
+    holdout_pending: bool = False
 
 
 def competition_closed(spec: PlaygroundSpec, now: datetime) -> bool:
@@ -70,7 +72,8 @@ def reconcile_playground(
             events.append(("Normal", "CompetitionClosed", f"the competition is over ({why}): no more competition "
                            "submissions; the private leaderboard is published in status.privateLeaderboard"))
     return PlaygroundOutcome(
-        spec=parsed, status_patch=patch, ready=ready, reason=reason, message=message, events=events
+        spec=parsed, status_patch=patch, ready=ready, reason=reason, message=message, events=events,
+        holdout_pending=parsed is not None and bool(holdout_problem),
     )
 
 

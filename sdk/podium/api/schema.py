@@ -71,16 +71,22 @@ OBJECT_META_FIELDS = frozenset({
 })
 
 
-def unknown_fields(value: Any, schema: Schema) -> list[str]:
-    """The fields ``fieldValidation=Strict`` refuses: ``["metadata.lables", "spec.foo", "spec.items[1].bar"]``.
-
-    What :func:`prune` would drop (so ``x-kubernetes-preserve-unknown-fields`` keeps a subtree's), plus
-    keys of the top-level ``metadata`` that ObjectMeta does not have; in document order, empty if none.
-    """
+def prune_strict(value: Any, schema: Schema) -> tuple[Any, list[str]]:
+    """:func:`prune`, and the top-level ``metadata`` keys ObjectMeta does not have dropped too; returns the
+    pruned value and every field ``fieldValidation=Strict`` refuses (``["metadata.lables", "spec.foo",
+    "spec.items[1].bar"]``, in document order), from one walk."""
     metadata = value.get("metadata") if isinstance(value, Mapping) else None
     meta_keys = list(metadata) if isinstance(metadata, Mapping) else []
     unknown = [f"metadata.{key}" for key in meta_keys if key not in OBJECT_META_FIELDS]
-    return unknown + prune(value, schema)[1]
+    pruned, dropped = prune(value, schema)
+    if unknown and isinstance(pruned, dict) and isinstance(pruned.get("metadata"), Mapping):
+        pruned["metadata"] = {key: item for key, item in pruned["metadata"].items() if key in OBJECT_META_FIELDS}
+    return pruned, unknown + dropped
+
+
+def unknown_fields(value: Any, schema: Schema) -> list[str]:
+    """The fields ``fieldValidation=Strict`` refuses (see :func:`prune_strict`); empty if none."""
+    return prune_strict(value, schema)[1]
 
 
 def apply_defaults(value: Any, schema: Schema) -> Any:

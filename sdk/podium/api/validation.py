@@ -89,9 +89,10 @@ def manifest_problems(manifest: dict[str, Any]) -> list[str]:
         return [f"<root>: {NOT_A_MANIFEST}"]
     resource = kind_of(manifest)
     schema = crd_manifest(resource)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    pruned, dropped = structural.prune_strict(manifest, schema)
     unknown = [f"{path}: unknown field (not in the {resource.kind} schema: check its spelling and place)"
-               for path in structural.unknown_fields(manifest, schema)]
-    obj = _checked(manifest, schema)
+               for path in dropped]
+    obj = structural.apply_defaults(pruned, schema)
     # CEL only runs on schema-valid objects, as in the API server.
     violations = structural.check(obj, schema) or cel.check(obj, schema)
     return unknown + [_wording(violation) for violation in violations]

@@ -45,10 +45,8 @@ def conform(custom: CustomResource | None, resource: kmock.resource, obj: dict[s
     if custom.schema is None:
         return obj
     kind = custom.info.kind or ""
-    _unknown_fields(schema.unknown_fields(obj, custom.schema), kind, resource, options)
-    obj, _ = schema.prune(obj, custom.schema)
-    metadata = obj.get("metadata") or {}
-    obj["metadata"] = {key: value for key, value in metadata.items() if key in schema.OBJECT_META_FIELDS}
+    obj, unknown = schema.prune_strict(obj, custom.schema)  # one walk: what to refuse and what to keep
+    _unknown_fields(unknown, kind, resource, options)
     obj = schema.apply_defaults(obj, custom.schema)
     causes = schema.validate(obj, custom.schema) or cel.violations(obj, custom.schema, old)
     if causes:
