@@ -1,12 +1,12 @@
 """Render the Helm chart in tests, and check what its RBAC grants.
 
-The templates deliberately use plain value references only, so this small renderer is exact
-for them; a template using control flow fails here rather than going untested.
+The templates deliberately use a small subset of Helm's template language (value references, string
+literals, if/else, range, default, list: see tests/gotemplate.py), so this renderer is exact for them;
+a template using more fails here rather than going untested.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -14,9 +14,9 @@ from typing import Any
 import yaml
 
 from podium_operator.local.apiserver.access import ApiCall
+from tests import gotemplate
 
 CHART = Path(__file__).resolve().parents[1] / "charts/podium"
-REFERENCE = re.compile(r"\{\{\s*\.(Values|Release|Chart)\.([A-Za-z0-9_.]+)\s*\}\}")
 
 
 def render(template: str, values: dict[str, Any] | None = None, namespace: str = "podium-system") -> str:
@@ -25,15 +25,23 @@ def render(template: str, values: dict[str, Any] | None = None, namespace: str =
               "Release": {"Namespace": namespace, "Name": "podium"},
               "Chart": {"AppVersion": chart["appVersion"], "Version": chart["version"]}}
 
-    def substitute(match: re.Match[str]) -> str:
-        value: Any = scopes[match.group(1)]
-        for key in match.group(2).split("."):
-            value = value[key]
-        return str(value)
+    return gotemplate.render(template, scopes)
 
-    rendered = REFERENCE.sub(substitute, template)
-    assert "{{" not in rendered, "templates may only use plain value references"
-    return rendered
+
+def problems(document: dict[str, Any]) -> list[str]:
+    """What the API server would refuse in ``document``: core kinds by kubernetes-validate (strict), KServe's
+    by its real CRD schema (tests/kserve.py)."""
+    import kubernetes_validate
+
+    from tests import kserve
+
+    if document["apiVersion"].startswith("serving.kserve.io/"):
+        return kserve.problems(document, f"{document['kind'].lower()}s")
+    try:
+        kubernetes_validate.validate(document, "1.31", strict=True)
+    except kubernetes_validate.ValidationError as error:
+        return [str(error)]
+    return []
 
 
 def default_values() -> dict[str, Any]:

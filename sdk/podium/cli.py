@@ -110,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     crds = commands.add_parser("crds", help="Write the CRDs generated from the API models.")
     crds.add_argument("directories", nargs="+", type=Path)
     crds.set_defaults(handler=_crds)
+
+    from podium.cli_serving import register as register_serving  # deploy, swap, predict, rollout
+
+    register_serving(commands)
     return parser
 
 

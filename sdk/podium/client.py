@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 
-from podium import discovery, kube, storage
+from podium import deployments, discovery, kube, storage
 from podium.api import API_VERSION, GROUP, PLAYGROUND, SUBMISSION, VERSION, ResourceKind
 from podium.api.meta import condition_is_true
 from podium.api.submission import TERMINAL_PHASES
@@ -334,6 +334,22 @@ class ModelPlayground:
         status = self.get().get("status") or {}
         rows = status.get("privateLeaderboard" if private else "leaderboard") or []
         return pd.DataFrame([_flat(row) for row in rows])
+
+    # --- serving: podium.deployments documents each (deploy, update, get_deployment, shadow, predict) ---
+    def deploy_model(self, version: int | str | None = None, **options: Any) -> deployments.DeploymentView:
+        return deployments.deploy(self, version, **options)  # or submission=; name, rollout, runtime, wait
+
+    def update_runtime_model(self, version: int | str | None = None, **options: Any) -> deployments.DeploymentView:
+        return deployments.update(self, version, **options)  # a canary swap per the rollout policy
+
+    def get_deployment(self, name: str | None = None) -> deployments.DeploymentView:
+        return deployments.get_deployment(self, name)
+
+    def shadow(self, version: int | str | None = None, **options: Any) -> deployments.DeploymentView:
+        return deployments.shadow(self, version, **options)  # shadow(None): stop mirroring
+
+    def predict(self, data: Any, **options: Any) -> Any:
+        return deployments.predict(self, data, **options)  # protocol=, probabilities=True
 
     def _poll(self, check: Callable[[Status], Any], timeout: float, what: str, progress: bool | None = None,
               interval: float = 0.2) -> Any:

@@ -2,10 +2,11 @@
 
 Local mode binds each user to one of the Helm chart's people roles (``podium-participant``,
 ``podium-playground-owner`` in ``charts/podium/templates/rbac.yaml``) rather than to a copy of them, so
-what local mode allows is what a cluster with the chart installed allows. The templates use only plain
-value references (``{{ .Values.x }}``), none of them in a ClusterRole's rules, so reading the ClusterRoles
-needs no Helm: each reference is replaced by a placeholder before the YAML is parsed (the release's namespace
-by ``podium-system``, local mode's). What the chart's templates bind to every authenticated user
+what local mode allows is what a cluster with the chart installed allows. The templates use value references
+(``{{ .Values.x }}``), none of them in a ClusterRole's rules, and control actions (``if``/``range``/``end``)
+only on lines of their own, so reading the ClusterRoles needs no Helm: those lines are dropped and each
+reference is replaced by a placeholder before the YAML is parsed (the release's namespace by
+``podium-system``, local mode's). What the chart's templates bind to every authenticated user
 (``system:authenticated``: reading ConfigMap ``podium-client``, where clients find the object store, in
 ``client-config.yaml``) local mode grants every user too.
 """
@@ -25,7 +26,8 @@ from podium_operator.local.apiserver.access import ApiCall
 CHART_TEMPLATES = Path(__file__).resolve().parents[4] / "charts/podium/templates"
 CHART_RBAC = CHART_TEMPLATES / "rbac.yaml"
 ROLES = {"participant": "podium-participant", "owner": "podium-playground-owner"}  # short names for the CLI
-_REFERENCE = re.compile(r"\{\{[^}]*\}\}")
+_REFERENCE = re.compile(r"\{\{(?:`[^`]*`|[^}])*\}\}")  # a raw string may hold braces: {{ `{{.Name}}` }}
+_CONTROL = re.compile(r"^[ \t]*\{\{-?\s*(?:if|else|end|range|with)\b[^}]*\}\}[ \t]*$", re.MULTILINE)
 _RELEASE_NAMESPACE = re.compile(r"\{\{\s*\.Release\.Namespace\s*\}\}")
 RELEASE_NAMESPACE = "podium-system"
 AUTHENTICATED = "system:authenticated"
@@ -69,7 +71,8 @@ def _documents(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: local mode authorizes its users with the Helm chart's ClusterRoles; "
                                 "run it from a checkout (or an editable install) that has charts/podium")
-    text = _REFERENCE.sub("placeholder", _RELEASE_NAMESPACE.sub(RELEASE_NAMESPACE, path.read_text()))
+    text = _CONTROL.sub("", path.read_text())
+    text = _REFERENCE.sub("placeholder", _RELEASE_NAMESPACE.sub(RELEASE_NAMESPACE, text))
     return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
