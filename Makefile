@@ -38,10 +38,13 @@ constraints: $(STAMP)
 
 venv: $(STAMP) system-deps
 
-# kubectl drives the demo and some tests; Debian ships it as kubernetes-client.
+# kubectl drives the demo and some tests; Debian ships it as kubernetes-client. Prometheus scrapes local
+# mode's predictors (without it the operator scrapes them directly and the Prometheus tests are skipped).
 system-deps:
 	@command -v kubectl >/dev/null || { apt-get update -qq && apt-get install -y -qq kubernetes-client; } \
 	  || echo "warning: kubectl not found and could not be installed; kubectl tests will be skipped"
+	@test -x /usr/bin/prometheus || { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; } \
+	  || echo "warning: prometheus not found and could not be installed; local mode runs without it"
 
 demo: venv
 	@$(BIN)/python examples/demo.py

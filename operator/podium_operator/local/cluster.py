@@ -16,6 +16,7 @@ authenticated user may read it), and each kubeconfig user carries its own creden
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import subprocess
@@ -37,9 +38,14 @@ from podium_operator.local.apiserver.store import NAMESPACES
 from podium_operator.local.jobrunner.runner import JobRunner
 from podium_operator.local.objectstore import Grant, ObjectStore
 from podium_operator.local.sandbox.confiner import describe as describe_sandbox
+from podium_operator.local.serving.controller import ServingController
+from podium_operator.local.serving.prometheus import Prometheus, find_binary
+from podium_operator.local.serving.storage import S3Access
+from podium_operator.local.serving.vendor_crds import kserve_crds
 
 ROLES = tuple(CHART_ROLES)  # participant, owner: the chart's podium-participant and podium-playground-owner
 CONFIG_MAPS = kmock.resource("", "v1", "configmaps")
+log = logging.getLogger(__name__)
 Progress = Callable[[str, float | None], None]  # (component, None when it starts stopping, else seconds it took)
 
 
@@ -59,6 +65,8 @@ class LocalCluster:
         self.api: ApiServer | None = None
         self.store: ObjectStore | None = None
         self.runner: JobRunner | None = None
+        self.serving: ServingController | None = None
+        self.prometheus: Prometheus | None = None
         self.operator_process: subprocess.Popen[bytes] | None = None
         self.users: dict[str, dict[str, Any]] = {}  # name -> {"role": ..., "env": ...}
         self._credentials: dict[str, dict[str, str]] = {}  # user -> their object-store credentials
@@ -66,7 +74,8 @@ class LocalCluster:
     def start(self) -> LocalCluster:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         crds = write_crds(self.state_dir / "crds")
-        self.api = ApiServer(crd_paths=crds, port=self.api_port).start()
+        api = self.api = ApiServer(crd_paths=crds, port=self.api_port).start()
+        api.call(lambda: [api.emulator.apply_crd(crd) for crd in kserve_crds()])  # KServe's, as on a cluster with it
         self.store = ObjectStore()
         self.store.start()
         self._credentials[ADMIN] = {"accessKeyId": self.store.access_key, "secretAccessKey": self.store.secret_key}
@@ -77,9 +86,22 @@ class LocalCluster:
         )
         self.api.emulator.pod_logs = self.runner.log_path  # (set before any pod runs; read in the server's loop)
         self.runner.start()
+        self._start_serving()
         if self.with_operator:
             self.start_operator()
         return self
+
+    def _start_serving(self) -> None:
+        """The serving controller (KServe's part), and a Prometheus scraping it where the binary is installed."""
+        assert self.api is not None and self.store is not None
+        binary = find_binary()
+        if binary is None:
+            log.warning("No prometheus binary (apt: prometheus): the operator will scrape the predictors directly")
+        else:
+            self.prometheus = Prometheus(self.state_dir / "prometheus", binary).start()
+        s3 = S3Access(self.store.endpoint, self.store.access_key, self.store.secret_key, self.store.region)
+        self.serving = ServingController(self.api.url, self.state_dir / "serving", s3,
+                                         base_env=self._job_env(), prometheus=self.prometheus).start()
 
     def _publish_client_config(self) -> None:
         """ConfigMap ``podium-client`` in ``podium-system``: where clients find the object store (server's loop)."""
@@ -136,6 +158,8 @@ class LocalCluster:
         env = {**self.environment(), **(extra_env or {})}
         if self.metrics_port is not None:
             env["PODIUM_METRICS_PORT"] = str(self.metrics_port)
+        if self.prometheus is not None:
+            env["PODIUM_PROMETHEUS_URL"] = self.prometheus.url
         self.operator_process = subprocess.Popen(
             [sys.executable, "-m", "podium_operator"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
@@ -159,6 +183,8 @@ class LocalCluster:
         """Stop everything, the operator first; ``progress`` hears of each component as it stops."""
         parts: list[tuple[str, Callable[[], None] | None]] = [
             ("operator", self.stop_operator if self.operator_process is not None else None),
+            ("serving controller", self.serving.stop if self.serving is not None else None),
+            ("prometheus", self.prometheus.stop if self.prometheus is not None else None),
             ("job runner", self.runner.stop if self.runner is not None else None),
             ("object store", self.store.stop if self.store is not None else None),
             ("API server", self.api.stop if self.api is not None else None),
@@ -198,6 +224,7 @@ class LocalCluster:
             "api": self.api.server_url,
             "kubeconfig": str(self.kubeconfig),
             "objectStore": self.store.endpoint,
+            **({"prometheus": self.prometheus.url} if self.prometheus is not None else {}),
             "bucket": self.store.bucket,
             "sandbox": describe_sandbox(self.runner.sandbox_support()),
             "pid": str(os.getpid()),

@@ -1,0 +1,1 @@
+"""Local mode's KServe: predictor processes per InferenceService revision behind a traffic-splitting router."""
