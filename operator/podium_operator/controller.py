@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import kopf
 
-from podium_operator import k8s, metrics
+from podium_operator import k8s, metrics, promql
 from podium_operator.reconcile.records import SubmissionRecord
 from podium_operator.settings import OperatorConfig
 
@@ -35,6 +35,8 @@ class Controller:
         # Per Playground uid: the holdout source's fingerprints when its contents were last compared with the
         # snapshot (kept in memory, never in a status someone else could write: at worst one more download).
         self.holdout_fingerprints: dict[str, tuple[str, ...]] = {}
+        self.deployment_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.serving_metrics = promql.Reader(config.prometheus_url)
 
     def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """A Kubernetes Event on the object (kopf queues and posts it)."""

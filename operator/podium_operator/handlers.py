@@ -12,10 +12,12 @@ from typing import Any
 
 import kopf
 
-from podium.api import GROUP, PLAYGROUND, SUBMISSION, VERSION
+from podium.api import GROUP, MODEL_DEPLOYMENT, PLAYGROUND, SUBMISSION, VERSION
+from podium.api.deployment import CHANGED_BY_ANNOTATION
 from podium.api.submission import SUBMITTER_ANNOTATION
 from podium_operator import k8s, metrics, webhook_tls
 from podium_operator.controller import Controller
+from podium_operator.flows.deployment import forget_deployment, reconcile_deployment
 from podium_operator.flows.playground import (
     check_holdout_source,
     delete_playground,
@@ -23,6 +25,7 @@ from podium_operator.flows.playground import (
     waiting_submissions,
 )
 from podium_operator.flows.submission import reconcile_submission
+from podium_operator.reconcile.inference_service import DEPLOYMENT_LABEL
 from podium_operator.reconcile.names import MANAGED_BY, SUBMISSION_LABEL
 from podium_operator.reconcile.playground import PlaygroundOutcome
 from podium_operator.settings import FINALIZER, PREFIX, OperatorConfig
@@ -149,6 +152,44 @@ def enable_holdout_checks(interval: float, target: kopf.OperatorRegistry = regis
                when=_ready_with_snapshot, registry=target)(_holdout_source_check)
 
 
+@kopf.on.resume(GROUP, VERSION, MODEL_DEPLOYMENT.plural, registry=registry)
+@kopf.on.create(GROUP, VERSION, MODEL_DEPLOYMENT.plural, registry=registry)
+@kopf.on.update(GROUP, VERSION, MODEL_DEPLOYMENT.plural, field="spec", registry=registry)
+async def deployment_changed(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    await _reconcile_deployment(_controller(memo), namespace or "default", name)
+
+
+@kopf.on.delete(GROUP, VERSION, MODEL_DEPLOYMENT.plural, registry=registry)
+async def deployment_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await forget_deployment(_controller(memo), dict(body))
+
+
+@kopf.on.event("serving.kserve.io", "v1beta1", "inferenceservices", labels={DEPLOYMENT_LABEL: kopf.PRESENT, **MANAGED_BY},
+               registry=registry)
+async def inference_service_changed(type: str, namespace: str | None, labels: kopf.Labels, memo: kopf.Memo,
+                                    **_: Any) -> None:
+    """KServe moved (a revision became ready, traffic shifted): the rollout may go on at once."""
+    if type != "DELETED":
+        await _reconcile_deployment(_controller(memo), namespace or "default", labels[DEPLOYMENT_LABEL])
+
+
+async def _reconcile_deployment(controller: Controller, namespace: str, name: str) -> None:
+    try:
+        await reconcile_deployment(controller, namespace, name)
+    except Exception:
+        metrics.RECONCILE_ERRORS.labels("ModelDeployment").inc()
+        logger.exception("reconciling model deployment %s/%s", namespace, name)
+
+
+async def _rollout_tick(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    await _reconcile_deployment(_controller(memo), namespace or "default", name)
+
+
+def enable_rollouts(interval: float, target: kopf.OperatorRegistry = registry) -> None:
+    """Look at every ModelDeployment each ``interval`` seconds: judge steps whose time is up."""
+    kopf.timer(GROUP, VERSION, MODEL_DEPLOYMENT.plural, interval=interval, idle=None, registry=target)(_rollout_tick)
+
+
 def _stamp_submitter(patch: kopf.Patch, userinfo: kopf.UserInfo, **kwargs: Any) -> None:
     """The submitter is who the API server authenticated at CREATE, never what a client claims, and it
     never changes afterwards (an UPDATE gets the old value back)."""
@@ -167,3 +208,15 @@ def enable_admission(target: kopf.OperatorRegistry = registry) -> None:
     local mode's API server calls no webhooks, so there the annotation set by the client is taken as is."""
     kopf.on.mutate(GROUP, VERSION, SUBMISSION.plural, operations=["CREATE", "UPDATE"], registry=target)(
         _stamp_submitter)
+    kopf.on.mutate(GROUP, VERSION, MODEL_DEPLOYMENT.plural, operations=["CREATE", "UPDATE"], registry=target)(
+        _stamp_changed_by)
+
+
+def _stamp_changed_by(patch: kopf.Patch, userinfo: kopf.UserInfo, body: kopf.Body, **kwargs: Any) -> None:
+    """Who changed a ModelDeployment's spec last (its rollout history names them), as authenticated."""
+    old: dict[str, Any] = kwargs.get("old") or {}
+    if kwargs.get("operation") == "UPDATE" and old.get("spec") == body.get("spec"):
+        previous = (old.get("metadata", {}).get("annotations") or {}).get(CHANGED_BY_ANNOTATION)
+        patch.metadata.setdefault("annotations", {})[CHANGED_BY_ANNOTATION] = previous
+        return
+    patch.metadata.setdefault("annotations", {})[CHANGED_BY_ANNOTATION] = userinfo.get("username") or "unknown"

@@ -17,7 +17,7 @@ import kubernetes.client
 import kubernetes.config
 from kubernetes.client.exceptions import ApiException
 
-from podium.api import PLAYGROUND, SUBMISSION, ResourceKind
+from podium.api import MODEL_DEPLOYMENT, PLAYGROUND, SUBMISSION, ResourceKind
 
 
 class Conflict(Exception):
@@ -56,6 +56,8 @@ NETWORK_POLICIES = Resource("networking.k8s.io", "v1", "networkpolicies")
 PVCS = Resource("", "v1", "persistentvolumeclaims")
 PLAYGROUNDS = Resource.of(PLAYGROUND)
 SUBMISSIONS = Resource.of(SUBMISSION)
+MODEL_DEPLOYMENTS = Resource.of(MODEL_DEPLOYMENT)
+INFERENCE_SERVICES = Resource("serving.kserve.io", "v1beta1", "inferenceservices")
 
 
 IO_THREADS = 16

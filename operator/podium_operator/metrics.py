@@ -15,6 +15,13 @@ EVALUATION_SECONDS = Histogram(
 )
 RECONCILE_ERRORS = Counter("podium_reconcile_errors_total", "Reconcile attempts that raised.", ["kind"])
 BEST_SCORE = Gauge("podium_leaderboard_best_score", "Top public score per playground.", ["namespace", "playground"])
+ROLLOUT_ACTIONS = Counter(
+    "podium_rollout_actions_total", "Rollout steps taken (Deployed, CanaryStarted, StepAdvanced, Promoted, RolledBack, ...).",
+    ["namespace", "deployment", "action"],
+)
+ANALYSES = Counter("podium_rollout_analyses_total", "Canary analyses by verdict.", ["namespace", "deployment", "verdict"])
+CANARY_PERCENT = Gauge("podium_deployment_canary_percent", "Traffic percent of the candidate (0: none or shadow).",
+                       ["namespace", "deployment"])
 QUEUE_DEPTH = Gauge("podium_evaluation_queue_depth", "Submissions accepted but not yet scored.")
 
 

@@ -51,6 +51,10 @@ class OperatorConfig:
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
     # How often a Ready Playground's holdout source is compared with the snapshot taken at Ready.
     holdout_check_seconds: float = 300.0
+    # Where canary analysis reads live metrics (Prometheus' HTTP API); None: the predictors are scraped directly.
+    prometheus_url: str | None = None
+    # How often a ModelDeployment's rollout is looked at (steps are judged on the first tick past their interval).
+    rollout_tick_seconds: float = 5.0
 
     @classmethod
     def from_env(cls) -> OperatorConfig:
@@ -61,6 +65,8 @@ class OperatorConfig:
             bucket=os.environ.get("PODIUM_S3_BUCKET", "podium"),
             webhook=WebhookConfig.from_env(),
             holdout_check_seconds=float(os.environ.get("PODIUM_HOLDOUT_CHECK_SECONDS", "300")),
+            prometheus_url=os.environ.get("PODIUM_PROMETHEUS_URL") or None,
+            rollout_tick_seconds=float(os.environ.get("PODIUM_ROLLOUT_TICK_SECONDS", "5")),
         )
 
     def namespace_private_prefix(self, namespace: str) -> str:

@@ -144,3 +144,35 @@ def test_observe_reads_both_backends() -> None:
                          "lastFailureInfo": {"reason": "ModelLoadFailed", "message": "bad pickle"}}}]}}
     assert isvc.observe(failing, routing, "Standard").failure == "ModelLoadFailed: bad pickle"
     assert not isvc.observe(None, routing, "Standard").exists
+
+
+def knative_status(generation: int, created: str, ready: str) -> dict[str, Any]:
+    return {"observedGeneration": generation, "conditions": [{"type": "Ready", "status": "True"}],
+            "components": {"predictor": {"latestCreatedRevision": created, "latestReadyRevision": ready}}}
+
+
+def test_knative_rollback_keeps_traffic_on_the_stable_revision_until_the_restored_one_is_ready() -> None:
+    canary = webhook_rewrite(isvc.build(OWNER, isvc.Routing(V1, V2, 20), runtime("Knative")))
+    canary["status"] = knative_status(3, "iris-predictor-00002", "iris-predictor-00002")
+    restore = isvc.build(OWNER, isvc.Routing(V1), runtime("Knative"))
+    pinned = isvc.settle(canary, restore, "Knative")
+    # removing the field now would route 100% to the latest ready revision: the rolled-back candidate's
+    assert pinned["spec"]["predictor"]["canaryTrafficPercent"] == 0
+    assert pinned["spec"]["predictor"]["model"]["storageUri"] == V1.storage_uri
+    restoring = merge(canary, isvc.update_patch(canary, pinned))
+    restoring["metadata"]["generation"] = 4
+    restoring["status"] = knative_status(4, "iris-predictor-00003", "iris-predictor-00002")
+    assert isvc.settle(restoring, restore, "Knative")["spec"]["predictor"]["canaryTrafficPercent"] == 0
+    restoring["status"] = knative_status(4, "iris-predictor-00003", "iris-predictor-00003")
+    assert "canaryTrafficPercent" not in isvc.settle(restoring, restore, "Knative")["spec"]["predictor"]
+
+
+def test_knative_promotion_and_standard_mode_are_not_pinned() -> None:
+    canary = webhook_rewrite(isvc.build(OWNER, isvc.Routing(V1, V2, 60), runtime("Knative")))
+    canary["status"] = knative_status(3, "iris-predictor-00002", "iris-predictor-00002")
+    promoted = isvc.build(OWNER, isvc.Routing(V2), runtime("Knative"))
+    assert isvc.settle(canary, promoted, "Knative") == promoted
+    standard = isvc.build(OWNER, isvc.Routing(V1), runtime("Standard"))
+    assert isvc.settle(canary, standard, "Standard") == standard
+    first = isvc.build(OWNER, isvc.Routing(V1), runtime("Knative"))
+    assert isvc.settle(None, first, "Knative") == first

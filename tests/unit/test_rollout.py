@@ -125,3 +125,12 @@ def test_history_is_bounded() -> None:
         status = rollout.decide(status=status, target=target, policy=RolloutPolicy(strategy="replace"),
                                 observed=READY, now=at(10 + i)).status
     assert len(status.history) == rollout.HISTORY_LIMIT
+
+
+def test_unknown_values_are_left_out_of_the_status() -> None:
+    """The API server stores numbers only: a value that could not be measured is absent, not null."""
+    status = rollout.decide(status=serving_v1(), target=V2, policy=POLICY, observed=READY, now=at(10)).status
+    partial = Judgement("Passed", {"errorRate": 0.0, "latencyRatio": None, "stableErrorRate": None})
+    step = rollout.decide(status=status, target=V2, policy=POLICY, observed=up(10), now=at(41), judgement=partial)
+    wire = step.status.to_wire()
+    assert wire["history"][-1]["values"] == {"errorRate": 0.0} == wire["analysis"]["values"]

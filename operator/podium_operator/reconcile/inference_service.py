@@ -232,3 +232,25 @@ def observe(isvc: dict[str, Any] | None, routing: Routing, mode: Mode) -> Observ
         percent = int(entries[0].get("trafficPercent") or 0) if entries and up else 0
     return Observed(exists=True, ready=ready, candidate_ready=up, candidate_percent=percent, url=url,
                     failure=_failure(status, [candidate.revision]), message=message)
+
+
+def settle(observed: dict[str, Any] | None, desired: dict[str, Any], mode: Mode) -> dict[str, Any]:
+    """Knative: keep ``canaryTrafficPercent: 0`` while a model is restored after a candidate (a rollback, a shadow
+    cleared) until the restored revision is ready.
+
+    Removing the field sends 100% of the traffic to the latest *ready* revision, which until then is the
+    candidate's: a rolled-back model would get everything for a while. With 0, KServe keeps it all on the last
+    rolled-out revision (the stable model). A promotion (same model, its revision ready) removes the field at once.
+    """
+    predictor = desired["spec"]["predictor"]
+    if mode != "Knative" or observed is None or "canaryTrafficPercent" in predictor:
+        return desired
+    observed_predictor = (observed.get("spec") or {}).get("predictor") or {}
+    if observed_predictor.get("canaryTrafficPercent") is None:
+        return desired  # no candidate ran: KServe keeps the ready revision serving until the new one is up
+    components = ((observed.get("status") or {}).get("components") or {}).get("predictor") or {}
+    latest_up = _current(observed) and bool(components.get("latestReadyRevision")) and (
+        components.get("latestReadyRevision") == components.get("latestCreatedRevision"))
+    if latest_up and _owned_model(observed_predictor.get("model")) == _owned_model(predictor["model"]):
+        return desired
+    return {**desired, "spec": {**desired["spec"], "predictor": {**predictor, "canaryTrafficPercent": 0}}}

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from podium.api.common import GROUP, ApiModel, ComputeResources, Condition, cel_rules
 
@@ -16,6 +16,15 @@ DeploymentPhase = Literal["Progressing", "Ready", "RollingBack", "Failed"]
 RolloutAction = Literal[
     "Deployed", "ShadowStarted", "CanaryStarted", "StepAdvanced", "Promoted", "Replaced", "RolledBack", "Failed"
 ]
+
+
+def _known(values: Any) -> Any:
+    """Unknown values (None: no traffic, no samples) are left out; the API server stores numbers only."""
+    return {k: v for k, v in values.items() if v is not None} if isinstance(values, dict) else values
+
+
+# Metric values by name (errorRate, latencyRatio, requests, ...): only those that could be measured.
+MetricValues = Annotated[dict[str, float], BeforeValidator(_known)]
 ONE_TARGET = "exactly one of submission (a name) or version (a leaderboard version) must be set"
 
 
@@ -163,7 +172,7 @@ class AnalysisReport(ApiModel):
     source: Literal["prometheus", "direct"]
     stage: Literal["shadow", "canary"]
     percent: int = 0
-    values: dict[str, float | None] = Field(default_factory=dict)
+    values: MetricValues = Field(default_factory=dict)
     verdict: Literal["Passed", "Failed", "Inconclusive"]
     reasons: list[str] = Field(default_factory=list)
     message: str = ""
@@ -174,7 +183,7 @@ class ShadowStatus(ApiModel):
 
     submission: str
     version: int | None = None
-    values: dict[str, float | None] = Field(default_factory=dict)
+    values: MetricValues = Field(default_factory=dict)
     updated_at: datetime | None = None
     message: str = ""
 
@@ -188,7 +197,7 @@ class RolloutEvent(ApiModel):
     by: str = Field(default="", description="Who asked for the change (the manager of the last spec edit).")
     percent: int | None = None
     reason: str = ""
-    values: dict[str, float | None] = Field(default_factory=dict, description="The metric values that decided.")
+    values: MetricValues = Field(default_factory=dict, description="The metric values that decided.")
 
 
 class RejectedTarget(ApiModel):
