@@ -115,3 +115,17 @@ def test_warning_header_quotes_as_rfc_7234() -> None:
     assert query.warning_header([]) is None
     assert query.warning_header(['unknown field "spec.a"', "back\\slash"]) == \
         '299 - "unknown field \\"spec.a\\"", 299 - "back\\\\slash"'
+
+
+def test_jsonpath_filters_on_booleans_and_numbers_as_kserves_printer_columns_do():
+    from podium_operator.local.apiserver.tables import jsonpath
+
+    traffic = {"status": {"components": {"predictor": {"traffic": [
+        {"revisionName": "iris-predictor-00001", "percent": 90, "tag": "prev", "latestRevision": False},
+        {"revisionName": "iris-predictor-00002", "percent": 10, "latestRevision": True}]}}}}
+    path = ".status.components.predictor.traffic[?(@.latestRevision==true)]"
+    assert jsonpath(traffic, path + ".percent") == [10]
+    assert jsonpath(traffic, ".status.components.predictor.traffic[?(@.tag=='prev')].revisionName") == [
+        "iris-predictor-00001"]
+    assert jsonpath(traffic, ".status.components.predictor.traffic[?(@.percent==90)].tag") == ["prev"]
+    assert jsonpath({"items": [{"flag": "true"}]}, ".items[?(@.flag==true)]") == []  # text is not a boolean

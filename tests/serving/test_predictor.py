@@ -258,3 +258,13 @@ def test_a_regressor_answers_values_without_probabilities(tmp_path):
     (output,) = v2.outputs
     assert output.name == "label" and output.datatype == "FP64" and output.shape == [5]
     np.testing.assert_allclose(output.data, model.predict(rows), rtol=1e-4)
+
+
+def test_every_answer_names_the_submission_that_gave_it(sklearn_server, iris):
+    import urllib.request
+
+    body = json.dumps({"instances": iris[0].iloc[ROWS].to_numpy().tolist()}).encode()
+    request = urllib.request.Request(f"{sklearn_server.url}/v1/models/iris:predict", data=body, method="POST",
+                                     headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert answer.headers["x-podium-submission"] == "sub-a"

@@ -52,9 +52,12 @@ class CountedInvalidInput(InvalidInput):
     """A refusal already counted by the model (the server's handler counts the others)."""
 
 
+SUBMISSION_HEADER = "x-podium-submission"  # which model answered: clients can tell stable from canary
+
+
 class PodiumModel(Model):
     def __init__(self, name: str, settings: Settings):
-        super().__init__(name)
+        super().__init__(name, return_response_headers=True)
         self.settings = settings
         self.metrics = RequestMetrics(name, settings.submission, settings.version)
         self.submission: Any = None  # podium.artifacts.LoadedSubmission once loaded
@@ -79,8 +82,11 @@ class PodiumModel(Model):
         """Which of the artifact's models answers: "native" or "onnx" (None before load)."""
         return None if self.submission is None else self.submission.runtime
 
-    def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+    def predict(self, payload: Any, headers: dict[str, str] | None = None,
+                response_headers: dict[str, str] | None = None) -> Any:
         start = time.perf_counter()
+        if response_headers is not None and self.settings.submission:
+            response_headers[SUBMISSION_HEADER] = self.settings.submission
         v2 = isinstance(payload, InferRequest)
         try:
             features = v2_features(payload.inputs, self._layout) if v2 else v1_features(payload, self._layout)

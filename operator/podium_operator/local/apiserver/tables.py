@@ -32,7 +32,8 @@ AGE_COLUMN: Mapping[str, Any] = {
 _STEP = re.compile(
     r"""\.(?P<key>[\w\-/]+)"""  # .key
     r"""|\[(?P<index>-?\d+|\*)\]"""  # [0], [*]
-    r"""|\[\?\(@\.(?P<fkey>[\w\-.]+)\s*==\s*(?P<q>["'])(?P<fvalue>.*?)(?P=q)\)\]"""  # [?(@.k=="v")]
+    r"""|\[\?\(@\.(?P<fkey>[\w\-.]+)\s*==\s*"""  # [?(@.k=="v")], [?(@.k==true)], [?(@.k==3)]
+    r"""(?:(?P<q>["'])(?P<fvalue>.*?)(?P=q)|(?P<literal>true|false|-?\d+(?:\.\d+)?))\s*\)\]"""
 )
 
 
@@ -121,12 +122,25 @@ def _apply_step(value: Any, step: re.Match[str]) -> list[Any]:
     if step["index"] is not None:
         index = int(step["index"])
         return [value[index]] if -len(value) <= index < len(value) else []
+    if step["literal"] is not None:
+        literal = step["literal"]
+        expected: Any = {"true": True, "false": False}.get(literal)
+        expected = float(literal) if expected is None else expected
+        return [item for item in value if _filter_matches(item, step["fkey"], expected)]
     return [item for item in value if _filter_matches(item, step["fkey"], step["fvalue"])]
 
 
-def _filter_matches(item: Any, key: str, expected: str) -> bool:
+def _filter_matches(item: Any, key: str, expected: str | bool | float) -> bool:
+    """A quoted value compares as text; ``true``/``false`` only with booleans, numbers only with numbers."""
     found = jsonpath(item, "." + key)
-    return bool(found) and str(found[0]) == expected
+    if not found:
+        return False
+    value = found[0]
+    if isinstance(expected, bool):
+        return value is expected
+    if isinstance(expected, float):
+        return isinstance(value, int | float) and not isinstance(value, bool) and value == expected
+    return str(value) == expected
 
 
 def _definition(column: Mapping[str, Any]) -> dict[str, Any]:
