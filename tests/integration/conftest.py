@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import kubernetes.client
 import pytest
@@ -16,7 +17,12 @@ OPERATOR_CLIENTS = ("kopf", "podium-operator")  # User-Agent products of the ope
 
 @pytest.fixture
 def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalCluster]:
-    with LocalCluster(tmp_path / "cluster") as running:
+    yield from running_cluster(tmp_path, monkeypatch)
+
+
+def running_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **options: Any) -> Iterator[LocalCluster]:
+    """A LocalCluster (``options`` as LocalCluster takes them) checked afterwards: RBAC, no operator traceback."""
+    with LocalCluster(tmp_path / "cluster", **options) as running:
         # The SDK and podium.storage in this process talk to this cluster and its object store.
         for key, value in running.environment().items():
             if key == "KUBECONFIG" or key.startswith(("AWS_", "PODIUM_")):

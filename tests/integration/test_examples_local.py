@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -52,15 +53,23 @@ def test_each_example_becomes_ready_or_evaluated_or_says_why_not(tmp_path: Path)
         assert model["metrics"]["accuracy"] > 0.8 and predictions["metrics"]["accuracy"] > 0.8
         assert '"public"' in kubectl("logs", "job/iris-logreg-score")  # the Job's own pod, as on a cluster
 
-        # Until training (issue 11) and serving (issue 10) land: the training request is Rejected with a reason
-        # naming the field, and the ModelDeployment is accepted by the API server (nothing acts on it yet).
+        # Until training (issue 11) lands: the training request is Rejected with a reason naming the field.
         assert "created" in apply("submission-training.yaml")
         kubectl("wait", "--for=jsonpath={.status.phase}=Rejected", "sub/iris-optuna", "--timeout=120s")
         rejected = status("sub", "iris-optuna")
         assert rejected["conditions"][0]["reason"] == "TrainingUnavailable"
         assert rejected["message"].startswith("training: ")
+        # The ModelDeployment serves leaderboard version 1 (iris-logreg) through KServe's model server.
         assert "modeldeployment.podium.dev/iris created" in apply("modeldeployment.yaml")
-        assert kubectl("get", "mdep", "iris", "-o", "jsonpath={.spec.playground}") == "iris"
+        kubectl("wait", "--for=condition=Ready", "mdep/iris", "--timeout=180s", timeout=200)
+        served = status("mdep", "iris")
+        assert served["stable"]["submission"] == "iris-logreg" and served["phase"] == "Ready"
+        assert kubectl("get", "isvc", "iris", "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}") == "True"
+        request = urllib.request.Request(f"{served['url']}/v1/models/iris:predict", method="POST",
+                                         data=json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2]]}).encode(),
+                                         headers={"content-type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert json.loads(answer.read())["predictions"] == ["setosa"]
     finally:
         down = subprocess.run([*podium, "down", "--state-dir", str(state)], capture_output=True, text=True, env=env,
                               timeout=120)

@@ -40,6 +40,11 @@ def test_the_python_snippets_run_as_written(cluster):
     logreg = board.set_index("submission").loc["logreg"]
     assert (logreg["C"], logreg["scaled"]) == (1.0, True)
     assert list(private["submission"]) == ["logreg"], private
+    # Serving: logreg deployed, answering with labels and probabilities, then svm-v2 promoted through the canary.
+    assert len(namespace["labels"]) == 3 and list(namespace["proba"].columns) == ["setosa", "versicolor", "virginica"]
+    deployment = namespace["deployment"]
+    assert deployment.stable["submission"] == "svm-v2" and deployment.phase == "Ready"
+    assert [event["action"] for event in deployment.history][-1] == "Promoted"
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")

@@ -43,6 +43,10 @@ class SlowWhenServed(LogisticRegression):
 
 @pytest.fixture
 def served(cluster, custom_objects):
+    return evaluated_models(custom_objects)
+
+
+def evaluated_models(custom_objects):
     """An iris playground with four evaluated models: two good ones, one that errors and one that is slow live."""
     playground = open_iris_playground(custom_objects, "iris")[0]
     X_train, X_test, y_train, _ = iris_split()
@@ -90,7 +94,7 @@ def body(X) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("mode", ["Standard", "Knative"])
-def test_canary_promotes_a_good_model_and_rolls_back_a_broken_one_under_load(served, custom_objects, mode):
+def test_canary_promotes_a_good_model_and_rolls_back_a_broken_one_under_load(served, custom_objects, core, mode):
     _, X_test = served
     custom_objects.create_namespaced_custom_object(*MDEP, deployment(mode, "lr"))
     ready = wait_phase(custom_objects, "Ready")
@@ -123,6 +127,14 @@ def test_canary_promotes_a_good_model_and_rolls_back_a_broken_one_under_load(ser
     assert {"lr", "tree"} <= served_by
     ready_condition = next(c for c in failed["conditions"] if c["type"] == "Ready")
     assert ready_condition["status"] == "False" and ready_condition["reason"] == "RolledBack"
+    events = wait_for(lambda: {e.reason for e in core.list_namespaced_event("default").items
+                               if e.involved_object.kind == "ModelDeployment"} >= {"RolledBack"} and
+                      {e.reason for e in core.list_namespaced_event("default").items
+                       if e.involved_object.kind == "ModelDeployment"}, timeout=30, what="the rollout's Events")
+    assert {"Deployed", "CanaryStarted", "StepAdvanced", "Promoted", "RolledBack"} <= events
+    playground = custom_objects.get_namespaced_custom_object("podium.dev", "v1alpha1", "default", "playgrounds",
+                                                             "iris")
+    assert playground["status"]["deployment"] == "iris"
 
 
 def test_a_slow_candidate_is_rolled_back_for_latency(served, custom_objects):
@@ -153,3 +165,28 @@ def test_shadow_traffic_never_changes_an_answer(served, custom_objects):
                       timeout=60, what="shadow comparisons")
     assert shadow["submission"] == "broken" and shadow["values"]["errorRate"] == 1.0
     assert [t["role"] for t in ready["traffic"]] == ["stable", "shadow"]
+
+
+@pytest.fixture
+def without_prometheus(tmp_path, monkeypatch):
+    from tests.integration.conftest import running_cluster
+
+    yield from running_cluster(tmp_path, monkeypatch, prometheus=False)
+
+
+def test_without_prometheus_the_operator_scrapes_the_predictors_and_says_so(without_prometheus):
+    import kubernetes.client
+
+    config = kubernetes.client.Configuration()
+    config.host = without_prometheus.api.url
+    custom_objects = kubernetes.client.CustomObjectsApi(kubernetes.client.ApiClient(config))
+    _, X_test = evaluated_models(custom_objects)
+    assert without_prometheus.prometheus is None
+    custom_objects.create_namespaced_custom_object(*MDEP, deployment("Standard", "lr"))
+    url = f"{wait_phase(custom_objects, 'Ready')['url']}/v1/models/iris:predict"
+    with Load(url, body(X_test), clients=2, max_seconds=120) as load:
+        swap(custom_objects, "broken")
+        failed = wait_phase(custom_objects, "Failed", timeout=100)
+    assert swap_failures(load.stop(), broken={"broken"}) == []
+    assert failed["analysis"]["source"] == "direct" and failed["history"][-1]["action"] == "RolledBack"
+    assert failed["history"][-1]["values"]["errorRate"] == 1.0  # counted exactly: two scrapes, no extrapolation

@@ -54,9 +54,10 @@ class LocalCluster:
 
     def __init__(
         self, state_dir: Path, *, operator: bool = True, api_port: int = 0, job_parallelism: int = 4,
-        metrics_port: int | None = None,
+        metrics_port: int | None = None, prometheus: bool = True,
     ) -> None:
         self.state_dir = state_dir
+        self.with_prometheus = prometheus  # False: the operator's canary analysis scrapes the predictors directly
         self.kubeconfig = state_dir / "kubeconfig"
         self.with_operator = operator
         self.api_port = api_port
@@ -94,10 +95,10 @@ class LocalCluster:
     def _start_serving(self) -> None:
         """The serving controller (KServe's part), and a Prometheus scraping it where the binary is installed."""
         assert self.api is not None and self.store is not None
-        binary = find_binary()
-        if binary is None:
+        binary = find_binary() if self.with_prometheus else None
+        if binary is None and self.with_prometheus:
             log.warning("No prometheus binary (apt: prometheus): the operator will scrape the predictors directly")
-        else:
+        elif binary is not None:
             self.prometheus = Prometheus(self.state_dir / "prometheus", binary).start()
         s3 = S3Access(self.store.endpoint, self.store.access_key, self.store.secret_key, self.store.region)
         self.serving = ServingController(self.api.url, self.state_dir / "serving", s3,
