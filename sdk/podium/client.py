@@ -335,21 +335,12 @@ class ModelPlayground:
         rows = status.get("privateLeaderboard" if private else "leaderboard") or []
         return pd.DataFrame([_flat(row) for row in rows])
 
-    # --- serving: podium.deployments documents each (deploy, update, get_deployment, shadow, predict) ---
-    def deploy_model(self, version: int | str | None = None, **options: Any) -> deployments.DeploymentView:
-        return deployments.deploy(self, version, **options)  # or submission=; name, rollout, runtime, wait
-
-    def update_runtime_model(self, version: int | str | None = None, **options: Any) -> deployments.DeploymentView:
-        return deployments.update(self, version, **options)  # a canary swap per the rollout policy
-
-    def get_deployment(self, name: str | None = None) -> deployments.DeploymentView:
-        return deployments.get_deployment(self, name)
-
-    def shadow(self, version: int | str | None = None, **options: Any) -> deployments.DeploymentView:
-        return deployments.shadow(self, version, **options)  # shadow(None): stop mirroring
-
-    def predict(self, data: Any, **options: Any) -> Any:
-        return deployments.predict(self, data, **options)  # protocol=, probabilities=True
+    # Serving (podium.deployments): the functions themselves, so signatures and docstrings are theirs.
+    deploy_model = deployments.deploy  # a ModelDeployment of this playground; waits until it serves
+    update_runtime_model = deployments.update  # a canary swap per the rollout policy; waits until done
+    get_deployment = deployments.get_deployment  # stable, canary, traffic, analysis, shadow, history
+    shadow = deployments.shadow  # mirror live traffic to a candidate; shadow(None) stops
+    predict = deployments.predict  # labels (and probabilities) from the served model, V1 or V2
 
     def _poll(self, check: Callable[[Status], Any], timeout: float, what: str, progress: bool | None = None,
               interval: float = 0.2) -> Any:

@@ -38,3 +38,19 @@ def test_other_benchmarks_print_a_ratio_per_scenario(script, args, rows, ratio_c
     lines = _run(script, *args).splitlines()
     assert any(ratio_column in line.split() for line in lines)
     assert [line.split()[0] for line in lines if line.split()[:1] and line.split()[0] in rows] == rows
+
+
+def test_bench_serving_prints_each_sections_figures():
+    lines = _run("benchmarks/bench_serving.py", "--quick").splitlines()
+    predictor = [line.split() for line in lines if line.split()[:2] in (["1", "|"], ["8", "|"])]
+    assert [row[0] for row in predictor] == ["1", "8"] and all(float(row[-1]) > 0 for row in predictor)
+    (added,) = [line for line in lines if line.startswith("router - direct")]
+    assert "target < 1 ms p50:" in added and "ratio router/direct p50" in added
+    paths = [line.split() for line in lines if line.split()[:1] in (["direct"], ["router"]) and "-" not in line]
+    assert [(row[0], row[-1]) for row in paths] == [("direct", "0"), ("router", "0")]  # p50, p99, failures
+    (swap,) = [[cell.strip() for cell in line.split("|")] for line in lines if line.startswith("Standard ")]
+    header = [cell.strip() for cell in next(line for line in lines if line.startswith("mode ")).split("|")]
+    row = dict(zip(header, swap, strict=True))
+    assert row["outcome"] == "Promoted" and int(row["requests"].replace(",", "")) >= 300
+    assert {"lr", "tree"} <= {part.split(":")[0] for part in row["answered by"].split()}
+    assert row["target 0 of >= 10,000"].startswith(row["failed"].split()[0] + " of ")

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.base import BaseEstimator, ClassifierMixin
 
 from tests.helpers import free_port
+from tests.integration.models import Crashing
 
 REPO = Path(__file__).resolve().parents[2]
 IRIS_CLASSES = ["setosa", "versicolor", "virginica"]
@@ -165,18 +165,6 @@ def preprocessed(iris, artifacts: Path) -> tuple[Any, Path]:
     features, labels = iris
     model = RandomForestClassifier(n_estimators=20, random_state=0).fit(add_ratios(features).to_numpy(), labels)
     return model, save(model, artifacts / "preprocessed", preprocessor=add_ratios, example_data=features)
-
-
-class Crashing(ClassifierMixin, BaseEstimator):
-    """Fits like an estimator, fails at prediction time the way buggy user code does."""
-
-    classes_ = np.array(IRIS_CLASSES, dtype=object)
-
-    def fit(self, X, y):
-        return self
-
-    def predict(self, X):
-        raise RuntimeError("feature 'petal width' was never engineered")
 
 
 @pytest.fixture(scope="session")

@@ -24,22 +24,10 @@ from podium.api.validation import manifest_problems
 from podium.deployments import DeploymentError
 from podium.errors import InvalidConfig
 from podium.serving import codec
+from podium_operator.local.apiserver.objects import merge_patch as merged  # the emulator's RFC 7386 merge
 from tests.local.conftest import make_api_client, podium_api_server  # noqa: F401  (fixture)
 
 NOW = "2026-12-01T12:00:00Z"
-
-
-def merged(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch, as the API server applies a ``merge-patch+json`` body."""
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merged(result.get(key), value)
-    return result
 
 
 # --- manifests ---------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from podium_operator.local.apiserver.objects import merge_patch as merge  # the emulator's RFC 7386 merge
 from podium_operator.reconcile import inference_service as isvc
 from tests.kserve import problems
 
@@ -104,19 +105,6 @@ def test_the_patch_reaches_the_desired_owned_fields(mode: str, before: isvc.Rout
     merged = merge(observed, patch) if patch else observed
     assert isvc.owned_fields(merged) == isvc.owned_fields(desired)
     assert isvc.update_patch(merged, desired) is None  # converged: no endless updates
-
-
-def merge(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge(result.get(key), value)
-    return result
 
 
 def test_observe_reads_both_backends() -> None:
