@@ -26,6 +26,14 @@ def test_judge_thresholds() -> None:
     assert slow.verdict == "Failed" and "maxLatencyRatio" in slow.message
     few = analysis.judge({"requests": 5, "errors": 5}, LIMITS, shadow=False)
     assert few.verdict == "Inconclusive" and "minRequests" in few.message
+    cold = analysis.judge({"requests": 100, "errors": 0, "latencyP99Seconds": 0.0028,
+                           "stableLatencyP99Seconds": 0.0008}, LIMITS, shadow=False)
+    assert cold.verdict == "Passed" and cold.values["latencyRatio"] == 3.5  # 2.8 ms: below the 10 ms floor
+    over = analysis.judge({"requests": 100, "errors": 0, "latencyP99Seconds": 0.08,
+                           "stableLatencyP99Seconds": 0.0008}, LIMITS, shadow=False)
+    assert over.verdict == "Failed" and over.values["latencyRatio"] == 100.0 and "80.0 ms vs 0.8 ms" in over.message
+    extrapolated = analysis.judge({"requests": 99.96, "errors": 100.0}, LIMITS, shadow=False)
+    assert extrapolated.values["errorRate"] == 1.0  # a share never exceeds 1
     nan = analysis.judge({"requests": 100, "errors": 0, "latencyP99Seconds": math.nan}, LIMITS, shadow=False)
     assert nan.verdict == "Passed" and nan.values["latencyRatio"] is None
 

@@ -132,10 +132,11 @@ class Judgement:
     message: str = ""
 
 
-def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+def _ratio(numerator: float | None, denominator: float | None, *, share: bool = False) -> float | None:
+    """``share``: a part of a whole, at most 1 (``increase()`` extrapolates each series a little differently)."""
     if numerator is None or denominator is None or not denominator > 0:
         return None
-    return numerator / denominator
+    return min(1.0, numerator / denominator) if share else numerator / denominator
 
 
 def judge(raw: Mapping[str, float | None], thresholds: AnalysisThresholds, *, shadow: bool) -> Judgement:
@@ -143,18 +144,21 @@ def judge(raw: Mapping[str, float | None], thresholds: AnalysisThresholds, *, sh
     values: dict[str, float | None] = {key: (None if v is None or not math.isfinite(v) else round(v, 6))
                                        for key, v in raw.items()}
     requests = values.get("requests") or 0.0
-    values["errorRate"] = _ratio(values.get("errors") or 0.0, requests) if requests > 0 else None
-    values["stableErrorRate"] = _ratio(values.get("stableErrors") or 0.0, values.get("stableRequests"))
-    values["latencyRatio"] = _ratio(values.get("latencyP99Seconds"), values.get("stableLatencyP99Seconds"))
+    values["errorRate"] = _ratio(values.get("errors") or 0.0, requests, share=True) if requests > 0 else None
+    values["stableErrorRate"] = _ratio(values.get("stableErrors") or 0.0, values.get("stableRequests"), share=True)
+    candidate_p99, stable_p99 = values.get("latencyP99Seconds"), values.get("stableLatencyP99Seconds")
+    values["latencyRatio"] = _ratio(candidate_p99, stable_p99)
     if shadow and "comparisons" in values:
-        values["agreement"] = _ratio(values.get("agreements") or 0.0, values.get("comparisons"))
+        values["agreement"] = _ratio(values.get("agreements") or 0.0, values.get("comparisons"), share=True)
     values = {key: (None if v is None else round(v, 6)) for key, v in values.items()}
     reasons: list[str] = []
     error_rate, ratio, agreement = values["errorRate"], values["latencyRatio"], values.get("agreement")
     if error_rate is not None and error_rate > thresholds.max_error_rate:
         reasons.append(f"error rate {error_rate:.3f} > maxErrorRate {thresholds.max_error_rate}")
-    if ratio is not None and ratio > thresholds.max_latency_ratio:
-        reasons.append(f"p99 latency {ratio:.2f}x the stable model's > maxLatencyRatio {thresholds.max_latency_ratio}")
+    judged = _ratio(candidate_p99, max(stable_p99, thresholds.latency_floor_seconds)) if stable_p99 else None
+    if ratio is not None and judged is not None and judged > thresholds.max_latency_ratio:
+        reasons.append(f"p99 latency {ratio:.2f}x the stable model's ({1e3 * (candidate_p99 or 0):.1f} ms vs "
+                       f"{1e3 * (stable_p99 or 0):.1f} ms) > maxLatencyRatio {thresholds.max_latency_ratio}")
     needs_agreement = shadow and thresholds.min_agreement is not None
     if needs_agreement and agreement is not None and agreement < (thresholds.min_agreement or 0.0):
         reasons.append(f"agreement {agreement:.3f} with the stable model < minAgreement {thresholds.min_agreement}")

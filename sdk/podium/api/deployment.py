@@ -42,6 +42,11 @@ class AnalysisThresholds(ApiModel):
     max_latency_ratio: float = Field(
         default=1.5, gt=0, description="Candidate p99 latency / stable p99 latency above which it fails."
     )
+    latency_floor_seconds: float = Field(
+        default=0.01, ge=0, le=60,
+        description="Latencies below this are never judged slow: the ratio is taken to max(stable p99, floor), "
+        "since at sub-millisecond latencies a cold process's first requests decide the p99.",
+    )
     min_requests: int = Field(default=20, ge=0, description="Requests a step needs before it can be judged.")
     min_agreement: float | None = Field(
         default=None, ge=0, le=1,
