@@ -78,3 +78,21 @@ def test_a_recreated_submission_is_not_the_evaluated_one() -> None:
 def test_no_playground() -> None:
     refusal = resolve(TargetRef(version=1), field="spec", playground=None, records=RECORDS, submissions=SUBMISSIONS)
     assert isinstance(refusal, Refusal) and refusal.reason == "PlaygroundNotFound"
+
+
+def test_the_api_server_keeps_a_deployments_playground_and_one_target():
+    from podium.api import MODEL_DEPLOYMENT, cel
+    from podium.api.crdgen import crd_manifest
+
+    schema = crd_manifest(MODEL_DEPLOYMENT)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    old = {"apiVersion": "podium.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": "iris"},
+           "spec": {"playground": "iris", "version": 1}}
+    assert cel.violations({**old, "spec": {"playground": "iris", "version": 2}}, schema, old) == []  # a swap
+    moved = cel.violations({**old, "spec": {"playground": "wine", "version": 1}}, schema, old)
+    assert [field for field, _ in moved] == ["spec.playground"] and "immutable" in moved[0][1]
+    both = cel.violations({**old, "spec": {"playground": "iris", "version": 1, "shadow": {"version": 2,
+                                                                                        "submission": "x"}}},
+                          schema, old)
+    assert [field for field, _ in both] == ["spec.shadow.submission"]
+    assert cel.violations({**old, "spec": {"playground": "iris", "version": 1, "rollout": {"steps": [10, 10]}}},
+                          schema, None)[0][0] == "spec.rollout.steps"
