@@ -21,7 +21,19 @@ class BackgroundService:
         self._stopping: asyncio.Event | None = None
 
     def _run(self, ready: threading.Event, failure: list[BaseException]) -> None:
-        """Thread body: create ``self._loop`` and ``self._stopping``, set ``ready``, serve until stopping."""
+        """Thread body: a new loop running :meth:`_main` (which sets ``ready`` once serving); a start-up
+        failure goes to ``failure`` for :meth:`start` to re-raise."""
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._loop.run_until_complete(self._main(ready))
+        except BaseException as e:  # report startup failures to start()
+            failure.append(e)
+        finally:
+            ready.set()
+            self._loop.close()
+
+    async def _main(self, ready: threading.Event) -> None:
+        """Create ``self._stopping``, set ``ready``, serve until stopping."""
         raise NotImplementedError
 
     def start(self) -> Self:

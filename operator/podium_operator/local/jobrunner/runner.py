@@ -183,16 +183,6 @@ class JobRunner(BackgroundService):
         """A container's stdout and stderr so far (FileNotFoundError if it never started)."""
         return self.log_path(namespace, pod, container).read_text(errors="replace")
 
-    def _run(self, ready: threading.Event, failure: list[BaseException]) -> None:
-        self._loop = asyncio.new_event_loop()
-        try:
-            self._loop.run_until_complete(self._main(ready))
-        except BaseException as e:  # report startup failures to start()
-            failure.append(e)
-        finally:
-            ready.set()
-            self._loop.close()
-
     # --- Loop side: watching ---------------------------------------------------------------
 
     async def _main(self, ready: threading.Event) -> None:

@@ -191,16 +191,6 @@ class ServingController(BackgroundService):
         """The services by (namespace, name); read them in the controller's thread only (tests peek)."""
         return {(s.namespace, s.name): s for s in self._served.values()}
 
-    def _run(self, ready: threading.Event, failure: list[BaseException]) -> None:
-        self._loop = asyncio.new_event_loop()
-        try:
-            self._loop.run_until_complete(self._main(ready))
-        except BaseException as e:
-            failure.append(e)
-        finally:
-            ready.set()
-            self._loop.close()
-
     async def _main(self, ready: threading.Event) -> None:
         self._stopping = asyncio.Event()
         connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
