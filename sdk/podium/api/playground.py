@@ -16,6 +16,7 @@ from podium.api.common import (
     Condition,
     cel_rules,
 )
+from podium.api.training import TrainingData
 
 TaskType = Literal["classification", "regression"]
 InputType = Literal["tabular", "text", "image", "audio", "video"]
@@ -115,6 +116,9 @@ class PlaygroundSpec(ApiModel):
     primary_metric: str = Field(description="Metric that ranks the leaderboard, e.g. accuracy or rmse.")
     metric_direction: Direction | None = Field(default=None, description="Defaults to the metric's own direction.")
     example_data: str | None = Field(default=None, description="URI of a few example input rows.")
+    training_data: TrainingData | None = Field(
+        default=None, description="Training data participants get; training submissions use it by default, "
+        "and its meta-features drive recommendations.")
     visibility: Literal["public", "private"] = "public"
     members: list[str] = Field(default_factory=list, description="Users allowed to submit to a private playground.")
     experiment: ExperimentTrack = Field(default_factory=ExperimentTrack)
@@ -171,11 +175,25 @@ class LeaderboardRow(ApiModel):
 
 
 class Recommendation(ApiModel):
-    source_playground: str
-    similarity: float
-    algorithm: str
-    config: dict[str, Any] = Field(default_factory=dict, json_schema_extra=PRESERVE_UNKNOWN)
-    score: float | None = None
+    """A configuration that ranked well on a similar playground; ``training`` is a ready training spec."""
+
+    rank: int = Field(ge=1)
+    source_playground: str = Field(description="The similar playground it comes from.")
+    distance: float = Field(ge=0, allow_inf_nan=False, description="Meta-feature distance to that playground.")
+    score: float | None = Field(default=None, allow_inf_nan=False, description="Its score there.")
+    metric: str | None = None
+    version: int | None = Field(default=None, description="The leaderboard version it comes from.")
+    training: dict[str, Any] = Field(default_factory=dict, json_schema_extra=PRESERVE_UNKNOWN,
+                                     description="spec.training of a Submission that trains this configuration.")
+
+
+class MetaFeaturesStatus(ApiModel):
+    """The training data's meta-features (the values are kept in the operator's own store)."""
+
+    count: int = 0
+    computed_at: datetime | None = None
+    source: str | None = Field(default=None, description="Fingerprint of the training data they describe.")
+    message: str | None = None
 
 
 class HoldoutSplitStatus(ApiModel):
@@ -216,4 +234,5 @@ class PlaygroundStatus(ApiModel):
     )
     competition_closed: bool = False
     deployment: str | None = None
+    meta_features: MetaFeaturesStatus | None = None
     recommendations: list[Recommendation] = Field(default_factory=list)

@@ -99,6 +99,7 @@ SUBMISSION = ResourceKind(
         {"name": "Version", "type": "integer", "jsonPath": ".status.version"},
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         {"name": "Score", "type": "number", "jsonPath": ".status.score"},
+        {"name": "Training", "type": "string", "jsonPath": ".status.training.progress"},
         {"name": "Track", "type": "string", "jsonPath": ".spec.track", "priority": 1},
         {"name": "Framework", "type": "string", "jsonPath": ".status.framework", "priority": 1},
         {"name": "Verified", "type": "boolean", "jsonPath": ".status.verified", "priority": 1},

@@ -12,10 +12,10 @@ from podium.api.common import (
     PRESERVE_UNKNOWN,
     UNTYPED_VALUES,
     ApiModel,
-    ComputeResources,
     Condition,
     cel_rules,
 )
+from podium.api.training import TrainingSpec
 
 Framework = Literal["auto", "sklearn", "keras", "pytorch", "onnx"]
 Phase = Literal["Pending", "Training", "Evaluating", "Evaluated", "Failed", "Rejected"]
@@ -40,24 +40,6 @@ class ModelSource(ApiModel):
 
 class PredictionsSource(ApiModel):
     uri: str = Field(min_length=1, description="URI of a predictions file (.npz or .csv) for the holdout rows.")
-
-
-class Toleration(ApiModel):
-    key: str | None = None
-    operator: Literal["Exists", "Equal"] = "Equal"
-    value: str | None = None
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
-
-
-class TrainingSpec(ApiModel):
-    """The platform trains the model: meta-learning, AutoML or Bayesian HPO, on a GPU pool when there is one."""
-
-    algorithm: Literal["maml", "fomaml", "reptile", "protonet", "optuna-sklearn", "optuna-keras", "automl"]
-    config: dict[str, Any] = Field(default_factory=dict, json_schema_extra=PRESERVE_UNKNOWN)
-    resources: ComputeResources = Field(default_factory=ComputeResources)
-    timeout_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
-    node_selector: dict[str, str] | None = Field(default=None, description="Defaults to the GPU pool selector.")
-    tolerations: list[Toleration] | None = None
 
 
 class SubmissionSpec(ApiModel):
@@ -133,6 +115,22 @@ class Timings(ApiModel):
     duration_seconds: float | None = None
 
 
+class TrainingProgress(ApiModel):
+    """What the training Job last reported (read by the operator within limits, at a bounded rate)."""
+
+    algorithm: str | None = None
+    device: str | None = None
+    iteration: int | None = None
+    iterations: int | None = None
+    loss: float | None = Field(default=None, allow_inf_nan=False)
+    validation: float | None = Field(default=None, allow_inf_nan=False,
+                                     description="Validation score (accuracy, MSE or the CV score).")
+    best: dict[str, Any] | None = Field(default=None, json_schema_extra=PRESERVE_UNKNOWN,
+                                        description="tpe-search: the best configuration so far.")
+    progress: str | None = Field(default=None, description="One line for kubectl get, e.g. 'iter 200/2000 loss 0.41'.")
+    updated_at: datetime | None = None
+
+
 class SubmissionStatus(ApiModel):
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
@@ -145,5 +143,6 @@ class SubmissionStatus(ApiModel):
     framework: str | None = None
     verified: bool | None = None
     jobs: JobRefs | None = None
+    training: TrainingProgress | None = None
     timings: Timings | None = None
     message: str | None = None
