@@ -1,0 +1,1 @@
+"""AutoML for training submissions: search spaces, Optuna HPO, dataset meta-features, recommendations."""
