@@ -8,7 +8,13 @@ import logging
 
 import kopf
 
-from podium_operator.handlers import enable_admission, enable_holdout_checks, enable_rollouts, registry
+from podium_operator.handlers import (
+    enable_admission,
+    enable_holdout_checks,
+    enable_rollouts,
+    enable_training_progress,
+    registry,
+)
 from podium_operator.settings import OperatorConfig
 
 
@@ -28,6 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     if config.holdout_check_seconds > 0:
         enable_holdout_checks(config.holdout_check_seconds, registry)
     enable_rollouts(config.rollout_tick_seconds, registry)
+    enable_training_progress(config.training_progress_seconds, registry)
     asyncio.run(
         kopf.operator(
             registry=registry,

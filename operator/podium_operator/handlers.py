@@ -17,6 +17,7 @@ from podium.api.deployment import CHANGED_BY_ANNOTATION
 from podium.api.submission import SUBMITTER_ANNOTATION
 from podium_operator import k8s, metrics, webhook_tls
 from podium_operator.controller import Controller
+from podium_operator.flows import recommendations
 from podium_operator.flows.deployment import forget_deployment, reconcile_deployment
 from podium_operator.flows.playground import (
     check_holdout_source,
@@ -26,7 +27,7 @@ from podium_operator.flows.playground import (
 )
 from podium_operator.flows.submission import reconcile_submission
 from podium_operator.reconcile.inference_service import DEPLOYMENT_LABEL
-from podium_operator.reconcile.names import MANAGED_BY, SUBMISSION_LABEL
+from podium_operator.reconcile.names import MANAGED_BY, PLAYGROUND_LABEL, STEP_LABEL, SUBMISSION_LABEL
 from podium_operator.reconcile.playground import PlaygroundOutcome
 from podium_operator.settings import FINALIZER, PREFIX, OperatorConfig
 
@@ -135,6 +136,36 @@ async def evaluation_job_changed(
     except Exception:
         metrics.RECONCILE_ERRORS.labels("Submission").inc()
         logger.exception("reconciling submission %s/%s after a Job event", namespace, labels[SUBMISSION_LABEL])
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={STEP_LABEL: "profile", PLAYGROUND_LABEL: kopf.PRESENT, **MANAGED_BY},
+               registry=registry)
+async def profile_job_changed(type: str, namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+    if type == "DELETED":
+        return
+    try:
+        await recommendations.profile_job_changed(_controller(memo), namespace or "default", labels[PLAYGROUND_LABEL])
+    except Exception:
+        metrics.RECONCILE_ERRORS.labels("Playground").inc()
+        logger.exception("recording the profile of playground %s/%s", namespace, labels[PLAYGROUND_LABEL])
+
+
+def _training(status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") == "Training"  # a forged phase only makes the operator look: the record decides
+
+
+async def _training_tick(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    try:
+        await reconcile_submission(_controller(memo), namespace or "default", name)
+    except Exception:
+        metrics.RECONCILE_ERRORS.labels("Submission").inc()
+        raise
+
+
+def enable_training_progress(interval: float, target: kopf.OperatorRegistry = registry) -> None:
+    """Look at each training Submission every ``interval`` seconds: its Job's progress report goes to status."""
+    kopf.timer(GROUP, VERSION, SUBMISSION.plural, interval=interval, initial_delay=interval, idle=None,
+               when=_training, registry=target)(_training_tick)
 
 
 def _ready_with_snapshot(status: kopf.Status, **_: Any) -> bool:

@@ -5,10 +5,13 @@ Read once, when the operator starts (:func:`OperatorConfig.from_env` in ``__main
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from podium.api import GROUP
+from podium.api.training import DEFAULT_GPU_NODE_SELECTOR, DEFAULT_GPU_TOLERATIONS
 from podium.uri import UPLOADS, upload_prefix
 
 PREFIX = GROUP  # our annotations, finalizer and webhook configuration are named under the API group
@@ -55,6 +58,13 @@ class OperatorConfig:
     prometheus_url: str | None = None
     # How often a ModelDeployment's rollout is looked at (steps are judged on the first tick past their interval).
     rollout_tick_seconds: float = 5.0
+    trainer_image: str = "ghcr.io/podium-dev/trainer:0.1.0"
+    # Training Jobs: whether the cluster has a GPU pool (else meta-learning trains on CPU) and how to land on it.
+    gpu_pool: bool = True
+    gpu_node_selector: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_GPU_NODE_SELECTOR))
+    gpu_tolerations: tuple[dict[str, Any], ...] = tuple(DEFAULT_GPU_TOLERATIONS)
+    # The training Job writes at most one progress report per this many seconds; the operator reads it as often.
+    training_progress_seconds: float = 10.0
 
     @classmethod
     def from_env(cls) -> OperatorConfig:
@@ -67,6 +77,11 @@ class OperatorConfig:
             holdout_check_seconds=float(os.environ.get("PODIUM_HOLDOUT_CHECK_SECONDS", "300")),
             prometheus_url=os.environ.get("PODIUM_PROMETHEUS_URL") or None,
             rollout_tick_seconds=float(os.environ.get("PODIUM_ROLLOUT_TICK_SECONDS", "5")),
+            trainer_image=os.environ.get("PODIUM_TRAINER_IMAGE", "ghcr.io/podium-dev/trainer:0.1.0"),
+            gpu_pool=os.environ.get("PODIUM_GPU_POOL", "true").lower() not in ("0", "false", "no"),
+            gpu_node_selector=_json_env("PODIUM_GPU_NODE_SELECTOR", DEFAULT_GPU_NODE_SELECTOR),
+            gpu_tolerations=tuple(_json_env("PODIUM_GPU_TOLERATIONS", DEFAULT_GPU_TOLERATIONS)),
+            training_progress_seconds=float(os.environ.get("PODIUM_TRAINING_PROGRESS_SECONDS", "10")),
         )
 
     def namespace_private_prefix(self, namespace: str) -> str:
@@ -96,8 +111,27 @@ class OperatorConfig:
             f"{self.namespace_private_prefix(namespace)}_/_")
         return f"{base}/records/{uid}.json"
 
+    def training_prefix(self, namespace: str, playground: str, playground_uid: str, submission_uid: str) -> str:
+        """A training Submission's model, checkpoint, progress and history: keyed by its uid, never reused."""
+        return f"{self.private_prefix(namespace, playground, playground_uid)}/training/{submission_uid}/"
+
+    def metafeatures_uri(self, namespace: str, playground: str, playground_uid: str) -> str:
+        """The meta-features of a Playground's training data (written by its profile Job)."""
+        return f"{self.private_prefix(namespace, playground, playground_uid)}/metafeatures.json"
+
     def results_prefix(self, namespace: str, playground: str, playground_uid: str) -> str:
         return f"s3://{self.bucket}/podium-results/{namespace}/{playground}/{playground_uid}/"
 
     def results_uri(self, namespace: str, playground: str, playground_uid: str, submission_uid: str) -> str:
         return f"{self.results_prefix(namespace, playground, playground_uid)}{submission_uid}.json"
+
+
+def _json_env(name: str, default: Any) -> Any:
+    """A JSON setting (the chart writes node selectors and tolerations so); a clear error when it is not JSON."""
+    text = os.environ.get(name)
+    if not text:
+        return json.loads(json.dumps(default))
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"{name}: not JSON ({error}); e.g. {json.dumps(default)}") from None

@@ -53,12 +53,15 @@ def test_each_example_becomes_ready_or_evaluated_or_says_why_not(tmp_path: Path)
         assert model["metrics"]["accuracy"] > 0.8 and predictions["metrics"]["accuracy"] > 0.8
         assert '"public"' in kubectl("logs", "job/iris-logreg-score")  # the Job's own pod, as on a cluster
 
-        # Until training (issue 11) lands: the training request is Rejected with a reason naming the field.
+        # The platform trains: a tpe-search on the playground's trainingData, then the normal evaluation.
         assert "created" in apply("submission-training.yaml")
-        kubectl("wait", "--for=jsonpath={.status.phase}=Rejected", "sub/iris-optuna", "--timeout=120s")
-        rejected = status("sub", "iris-optuna")
-        assert rejected["conditions"][0]["reason"] == "TrainingUnavailable"
-        assert rejected["message"].startswith("training: ")
+        kubectl("wait", "--for=jsonpath={.status.phase}=Evaluated", "sub/iris-optuna", "--timeout=300s", timeout=300)
+        trained = status("sub", "iris-optuna")
+        assert trained["jobs"]["training"] == "iris-optuna-train" and trained["metrics"]["accuracy"] > 0.8
+        assert trained["training"]["iteration"] == 12 and trained["training"]["best"]["estimator"] in (
+            "logistic_regression", "random_forest")
+        columns = kubectl("get", "sub", "iris-optuna").split("\n")[0].split()
+        assert "TRAINING" in columns
         # The ModelDeployment serves leaderboard version 1 (iris-logreg) through KServe's model server.
         assert "modeldeployment.podium.dev/iris created" in apply("modeldeployment.yaml")
         kubectl("wait", "--for=condition=Ready", "mdep/iris", "--timeout=180s", timeout=200)

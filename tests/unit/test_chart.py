@@ -74,3 +74,19 @@ def test_participants_submit_and_read_but_only_owners_change_or_close_playground
     assert not any(_grants("podium-participant", verb, "podium.dev", "playgrounds") for verb in WRITES)
     assert not any(_grants("podium-participant", verb, "podium.dev", "submissions") for verb in ("update", "patch"))
     assert _grants("podium-playground-owner", "patch", "podium.dev", "playgrounds")  # close the competition
+
+
+def test_the_operator_reads_the_charts_training_settings_as_the_p100_pool(monkeypatch):
+    from podium_operator.settings import OperatorConfig
+    from tests.chart import rendered_documents
+
+    (deployment,) = rendered_documents("deployment.yaml")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    for env in container["env"]:
+        if "value" in env:
+            monkeypatch.setenv(env["name"], env["value"])
+    config = OperatorConfig.from_env()
+    assert config.trainer_image == "ghcr.io/podium-dev/trainer:0.1.0" and config.gpu_pool is True
+    assert config.gpu_node_selector == {"cloud.google.com/gke-accelerator": "nvidia-tesla-p100"}
+    assert config.gpu_tolerations == ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},)
+    assert config.training_progress_seconds == 10

@@ -10,6 +10,7 @@ from podium.api.playground import PlaygroundSpec
 from podium.evaluation.wire import MAX_RESULT_BYTES, PrivateResult
 from podium_operator import k8s, metrics
 from podium_operator.controller import Controller
+from podium_operator.flows.recommendations import refresh_recommendations
 from podium_operator.flows.records import playground_records
 from podium_operator.reconcile.leaderboard import leaderboard_rows
 from podium_operator.reconcile.playground import competition_closed
@@ -68,3 +69,4 @@ async def refresh_leaderboard(ctl: Controller, namespace: str, name: str) -> Non
         if public:
             metrics.BEST_SCORE.labels(namespace, name).set(public[0]["score"])
         await ctl.patch_status(k8s.PLAYGROUNDS, playground, patch)
+    await refresh_recommendations(ctl, namespace)  # what ranks well here is proposed to similar playgrounds

@@ -14,6 +14,7 @@ from podium.errors import InvalidHoldout
 from podium_operator import k8s
 from podium_operator.controller import Controller
 from podium_operator.flows.leaderboard import refresh_leaderboard
+from podium_operator.flows.recommendations import ensure_profile
 from podium_operator.flows.records import forget_playground
 from podium_operator.reconcile.playground import PlaygroundOutcome, holdout_sync
 from podium_operator.reconcile.playground import reconcile_playground as reconcile_playground_status
@@ -126,9 +127,11 @@ async def reconcile_playground(ctl: Controller, playground: dict[str, Any]) -> P
                                            generation=meta.get("generation")).conditions
     for event_type, reason, message in outcome.events:
         ctl.post_event(playground, event_type, reason, message)
-    await ctl.patch_status(k8s.PLAYGROUNDS, playground, patch)
+    playground = await ctl.patch_status(k8s.PLAYGROUNDS, playground, patch)
     if outcome.ready:
         await refresh_leaderboard(ctl, namespace, name)
+        if spec is not None:
+            await ensure_profile(ctl, playground, spec)
     return outcome
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime
 import logging
 from typing import Any
 
@@ -15,8 +14,10 @@ from podium.evaluation.wire import MAX_RESULT_BYTES, InvalidResult, PublicResult
 from podium.uri import ANONYMOUS
 from podium_operator import k8s, metrics
 from podium_operator.controller import Controller
+from podium_operator.flows.children import own_child, presigned_urls
 from podium_operator.flows.leaderboard import refresh_leaderboard
 from podium_operator.flows.records import get_record, playground_records, put_record
+from podium_operator.flows.training import advance_training
 from podium_operator.reconcile.conditions import set_condition
 from podium_operator.reconcile.evaluation_jobs import (
     EvaluationPlan,
@@ -28,7 +29,7 @@ from podium_operator.reconcile.evaluation_jobs import (
     sandbox_network_policy,
     volume_name,
 )
-from podium_operator.reconcile.names import owned_by, owner_reference
+from podium_operator.reconcile.names import owner_reference
 from podium_operator.reconcile.records import RecordPhase, SubmissionRecord, status_sync_patch
 from podium_operator.reconcile.submission import (
     admission_problem,
@@ -41,8 +42,6 @@ from podium_operator.reconcile.submission import (
 from podium_operator.reconcile.validation import parse_spec
 
 logger = logging.getLogger(__name__)
-# A Job may wait in a queue before it starts: its URLs outlive its deadline by this much.
-PRESIGN_MARGIN_SECONDS = 3600
 
 
 async def _still_unrecorded(ctl: Controller, namespace: str, pending: dict[str, int], current: str) -> dict[str, int]:
@@ -152,7 +151,7 @@ def _plan(
         split_uri=split.get("uri") or None,
         results_uri=ctl.config.results_uri(namespace, pg_name, pg_uid, record.uid),
         private_uri=ctl.config.private_scores_uri(namespace, pg_name, pg_uid, record.uid),
-        model_uri=spec.model.uri if spec.model else None,
+        model_uri=record.model_uri or (spec.model.uri if spec.model else None),
         preprocessor_uri=spec.model.preprocessor_uri if spec.model else None,
         predictions_uri=spec.predictions.uri if spec.predictions else None,
         image=pg.evaluation.image or ctl.config.evaluator_image,
@@ -186,18 +185,22 @@ async def _admit(ctl: Controller, submission: dict[str, Any], spec: SubmissionSp
         fresh_playground = await ctl.kube.get(k8s.PLAYGROUNDS, namespace, pg_name) or playground
         version = await _assign_version(ctl, fresh_playground, submission["metadata"]["name"])
         await _owned_by(ctl, submission, playground)
+        training = spec.training is not None
         record = await put_record(ctl, namespace, record.model_copy(update={
-            "playground": pg_name, "version": version, "verified": spec.model is not None,
-            "custom_metadata": dict(spec.metadata),
-            "submitted_at": format_time(now), "message": f"version {version} is being evaluated"}))
+            "playground": pg_name, "version": version, "verified": spec.predictions is None,
+            "custom_metadata": dict(spec.metadata), "phase": "Training" if training else "Evaluating",
+            "model_uri": spec.model.uri if spec.model else None, "submitted_at": format_time(now),
+            "training": {"algorithm": spec.training.algorithm, "hyperparameters": spec.training.hyperparameters}
+            if spec.training else None,
+            "message": f"version {version} is {'training' if training else 'being evaluated'}"}))
         generation = submission["metadata"].get("generation")
         await _show(ctl, submission, record, {
             "observedGeneration": generation,
-            "conditions": set_condition(None, type_="Ready", status=False, reason="Evaluating",
+            "conditions": set_condition(None, type_="Ready", status=False, reason=record.phase,
                                         message=record.message, now=now, generation=generation),
         })
         ctl.recorded_versions.add((namespace, submission["metadata"]["name"]))
-    metrics.SUBMISSIONS.labels(namespace, pg_name, "Evaluating").inc()
+    metrics.SUBMISSIONS.labels(namespace, pg_name, record.phase).inc()
     ctl.post_event(submission, "Normal", "Accepted", f"version {version} of playground {pg_name}")
     return record
 
@@ -239,41 +242,34 @@ async def _read_result(uri: str) -> PublicResult:
 
 async def _presigned(plan: EvaluationPlan, step: Step) -> EvaluationPlan:
     """The plan with a short-lived presigned URL for each object ``step`` reads or writes (its only access)."""
-    from podium import storage
-
-    expires = datetime.timedelta(seconds=plan.timeout_seconds + PRESIGN_MARGIN_SECONDS)
-
-    def sign() -> tuple[tuple[str, str], ...]:
-        return tuple((f"{method} {uri}", storage.presign(uri, method=method, expires=expires))  # type: ignore[arg-type]
-                     for method, uri in object_access(plan, step))
-
-    return dataclasses.replace(plan, urls=await asyncio.to_thread(sign))
-
-
-async def _own_child(ctl: Controller, resource: k8s.Resource, namespace: str, name: str, uid: str) -> dict | None:
-    """This Submission's child ``name``, or None. One left by an earlier Submission of the same name (not yet
-    garbage-collected, or orphaned) is deleted rather than taken for this one's: its result is not ours."""
-    child = await ctl.kube.get(resource, namespace, name)
-    if child is not None and not owned_by(child, uid):
-        logger.info("deleting %s %s/%s, left by an earlier Submission of the same name", resource.plural, namespace, name)
-        await ctl.kube.delete(resource, namespace, name)
-        return None
-    return child
+    urls = await presigned_urls(object_access(plan, step), deadline_seconds=plan.timeout_seconds)
+    return dataclasses.replace(plan, urls=urls)
 
 
 async def _advance(ctl: Controller, submission: dict[str, Any], record: SubmissionRecord, spec: SubmissionSpec,
                    playground: dict[str, Any], pg: PlaygroundSpec) -> bool:
     """Create the next Job, or record the outcome. True when the submission reached a final phase."""
     namespace = submission["metadata"]["namespace"]
+    if record.phase == "Training":
+        outcome = await advance_training(ctl, submission, record, spec, playground, pg)
+        if outcome.failure is not None:
+            await _finish(ctl, submission, phase="Failed", reason="TrainingFailed", message=outcome.failure)
+            return True
+        if outcome.record is None:
+            return False
+        record = outcome.record
+        submission = await _show(ctl, submission, record, {"conditions": set_condition(
+            (submission.get("status") or {}).get("conditions"), type_="Ready", status=False, reason="Evaluating",
+            message=record.message, now=utcnow(), generation=submission["metadata"].get("generation"))})
     plan = _plan(ctl, submission, record, spec, playground, pg)
-    jobs = {step: await _own_child(ctl, k8s.JOBS, namespace, job_name(plan.name, step), record.uid)
+    jobs = {step: await own_child(ctl, k8s.JOBS, namespace, job_name(plan.name, step), record.uid)
             for step in plan.steps()}
     action = next_action(plan.steps(), jobs)
     if action.kind == "create":
         assert action.step is not None
         if action.step == "stage":
             await _ensure_sandbox_policy(ctl, namespace)
-            await _own_child(ctl, k8s.PVCS, namespace, volume_name(plan.name), record.uid)
+            await own_child(ctl, k8s.PVCS, namespace, volume_name(plan.name), record.uid)
             await ctl.kube.create_if_absent(k8s.PVCS, namespace, evaluation_volume(plan))
         plan = await _presigned(plan, action.step)
         await ctl.kube.create_if_absent(k8s.JOBS, namespace, evaluation_job(plan, action.step))

@@ -156,7 +156,9 @@ class LocalCluster:
 
     def start_operator(self, extra_env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = (self.state_dir / "operator.log").open("ab")
-        env = {**self.environment(), **(extra_env or {})}
+        # This machine is a node without GPUs: training Jobs run on CPU, and report progress often.
+        env = {**self.environment(), "PODIUM_GPU_POOL": "false", "PODIUM_TRAINING_PROGRESS_SECONDS": "2",
+               **(extra_env or {})}
         if self.metrics_port is not None:
             env["PODIUM_METRICS_PORT"] = str(self.metrics_port)
         if self.prometheus is not None:

@@ -3,7 +3,7 @@
 ``podium local up`` stores them before it reports the cluster ready (``python -m
 podium_operator.local.examples``, in a process of its own: the server need not import scikit-learn): the iris holdout of
 ``playground.yaml`` and the diabetes one of ``playground-regression.yaml`` (from scikit-learn's bundled
-data, no downloads), and, below the admin's own upload prefix (kubectl acts as ``podium-admin``), the
+data, no downloads) with the iris training data its ``trainingData`` names, and, below the admin's own upload prefix (kubectl acts as ``podium-admin``), the
 model archive of ``submission-model.yaml`` (a logistic regression packed with :mod:`podium.artifacts`)
 and the predictions of ``submission-predictions.yaml`` (:mod:`podium.predictions`). They are built once
 and kept below the state directory (``examples-cache/<fingerprint>/``), the fingerprint covering this
@@ -31,12 +31,14 @@ BUCKET = "podium"
 IRIS_CLASSES = ["setosa", "versicolor", "virginica"]
 IRIS_FEATURES = "playgrounds/default/iris/holdout/features.csv"
 IRIS_LABELS = "playgrounds/default/iris/holdout/labels.csv"
+IRIS_TRAIN_FEATURES = "playgrounds/default/iris/train/features.csv"
+IRIS_TRAIN_LABELS = "playgrounds/default/iris/train/labels.csv"
 DIABETES_FEATURES = "playgrounds/default/diabetes/holdout/features.csv"
 DIABETES_LABELS = "playgrounds/default/diabetes/holdout/labels.csv"
 ADMIN_UPLOADS = "uploads/default/iris/podium-admin"
 MODEL = f"{ADMIN_UPLOADS}/iris-logreg.tar.gz"
 PREDICTIONS = f"{ADMIN_UPLOADS}/iris-predictions.npz"
-KEYS = (IRIS_FEATURES, IRIS_LABELS, DIABETES_FEATURES, DIABETES_LABELS, MODEL, PREDICTIONS)
+KEYS = (IRIS_FEATURES, IRIS_LABELS, IRIS_TRAIN_FEATURES, IRIS_TRAIN_LABELS, DIABETES_FEATURES, DIABETES_LABELS, MODEL, PREDICTIONS)
 
 Upload = Callable[[str, Path], None]  # (key in the bucket, local file)
 
@@ -61,6 +63,8 @@ def build(directory: Path) -> dict[str, Path]:
                                                               stratify=labels)
     table(IRIS_FEATURES, x_holdout)
     table(IRIS_LABELS, np.asarray(y_holdout))
+    table(IRIS_TRAIN_FEATURES, x_train)  # the playground's trainingData (the training submission's data)
+    table(IRIS_TRAIN_LABELS, np.asarray(y_train))
     diabetes = load_diabetes(as_frame=True)
     _, d_holdout, _, t_holdout = train_test_split(diabetes.data, diabetes.target, test_size=0.4, random_state=0)
     table(DIABETES_FEATURES, d_holdout)

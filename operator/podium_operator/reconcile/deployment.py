@@ -51,7 +51,9 @@ def resolve(ref: TargetRef, *, field: str, playground: Mapping[str, Any] | None,
     if record.phase != "Evaluated":
         return Refusal("NotEvaluated", f"{field}: submission {name!r} is {record.phase}: only Evaluated submissions "
                                        "can be deployed")
-    model = (obj.get("spec") or {}).get("model") or {}
+    model = dict((obj.get("spec") or {}).get("model") or {})
+    if record.model_uri:  # recorded when admitted, or when its training Job produced it
+        model["uri"] = record.model_uri
     if not model.get("uri"):
         return Refusal("NotDeployable", f"{field}: submission {name!r} sent predictions, not a model; deploy a "
                                         "model submission")

@@ -129,7 +129,7 @@ def _resources(plan: EvaluationPlan) -> dict[str, Any]:
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 
-def _restricted_security() -> dict[str, Any]:
+def restricted_security() -> dict[str, Any]:
     return {
         "runAsNonRoot": True,
         "runAsUser": NONROOT_UID,
@@ -182,7 +182,7 @@ def evaluation_job(plan: EvaluationPlan, step: Step) -> dict[str, Any]:
         "command": _step_command(plan, step),
         "resources": _resources(plan),
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": _restricted_security(),
+        "securityContext": restricted_security(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
         "env": [],  # no credentials, no settings: every object a step needs is a presigned URL in its args
     }

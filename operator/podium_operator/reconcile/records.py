@@ -20,7 +20,7 @@ from podium.api.meta import format_time, parse_time
 from podium.api.submission import TERMINAL_PHASES
 from podium.evaluation.wire import finite_metrics
 
-RecordPhase = Literal["Evaluating", "Evaluated", "Failed", "Rejected"]
+RecordPhase = Literal["Training", "Evaluating", "Evaluated", "Failed", "Rejected"]
 MAX_RECORD_BYTES = 1 << 20
 Scalar = str | int | float | bool | None
 
@@ -42,6 +42,12 @@ class SubmissionRecord(BaseModel):
     message: str = ""
     verified: bool = False
     framework: str | None = None
+    # The artifact evaluated (and served): the Submission's model.uri, or what its training Job produced.
+    model_uri: str | None = None
+    # A training Submission's configuration (algorithm, hyperparameters), as recommendations propose it.
+    training: dict[str, Any] | None = None
+    # Its training Job's last progress report (status.training), kept once the Job has finished.
+    progress: dict[str, Any] | None = None
     score: float | None = Field(default=None, allow_inf_nan=False)
     metrics: dict[str, float] = {}
     metadata: dict[str, Scalar] = {}
@@ -69,7 +75,10 @@ def status_view(record: SubmissionRecord) -> dict[str, Any]:
     timings = {"submittedAt": record.submitted_at, "startedAt": record.submitted_at,
                "evaluatedAt": record.evaluated_at, "durationSeconds": record.duration_seconds}
     evaluated = record.phase == "Evaluated"
+    # status.training is the Job's live report while it trains (the flow writes it); once recorded, the record's.
+    trained = {"training": dict(record.progress)} if record.progress is not None else {}
     return {
+        **trained,
         "phase": record.phase,
         "version": record.version,
         "submitter": record.submitter,

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from podium.api.meta import parse_time
 from podium.api.playground import PlaygroundSpec
 from podium.api.submission import SubmissionSpec
+from podium.api.training import MetaHyperparameters
 from podium.uri import outside_prefix
 from podium_operator.reconcile.evaluation_jobs import Step
 from podium_operator.reconcile.records import SubmissionRecord
@@ -31,6 +32,9 @@ def references(spec: SubmissionSpec) -> list[tuple[str, str]]:
             found.append(("model.preprocessorUri", spec.model.preprocessor_uri))
     if spec.predictions is not None:
         found.append(("predictions.uri", spec.predictions.uri))
+    if spec.training is not None and spec.training.data is not None:  # the playground's own data is the owner's
+        found += [("training.data.features", spec.training.data.features),
+                  ("training.data.labels", spec.training.data.labels)]
     return found
 
 
@@ -84,7 +88,24 @@ def admission_problem(
     if playground.visibility == "private" and playground.members and submitter not in playground.members:
         return Rejection("NotAMember", f"{submitter} is not a member of this private playground; ask its owner")
     if spec.training is not None:
-        return Rejection("TrainingUnavailable", "training: training submissions are not supported by this operator yet")
+        return training_problem(spec, playground)
+    return None
+
+
+def training_problem(spec: SubmissionSpec, playground: PlaygroundSpec) -> Rejection | None:
+    """Why this training spec cannot train a model for this playground (before any Job exists), or None."""
+    training = spec.training
+    assert training is not None
+    if training.data is None and playground.training_data is None:
+        return Rejection("NoTrainingData", "training.data: this playground has no trainingData; give training.data "
+                                           "(features and labels URIs) or ask its owner to set spec.trainingData")
+    settings = training.settings()
+    if isinstance(settings, MetaHyperparameters):
+        regression = settings.meta_dataset == "sinusoid"
+        if regression != (playground.task == "regression"):
+            return Rejection("InvalidSpec", f"training.hyperparameters.metaDataset: {settings.meta_dataset} "
+                                            f"does not fit a {playground.task} playground; use sinusoid for regression, "
+                                            "rotated-digits or font-glyphs for classification")
     return None
 
 
@@ -124,13 +145,14 @@ def next_action(steps: tuple[Step, ...], jobs: Mapping[Step, dict[str, Any] | No
 
 
 STEP_DESCRIPTIONS = {
+    "train": "training the model",
     "stage": "staging the model and holdout features",
     "predict": "running your model on the holdout features",
     "score": "scoring the predictions",
 }
 
 
-def failure_message(step: Step, job: dict[str, Any], pod: dict[str, Any] | None) -> str:
+def failure_message(step: Step | Literal["train"], job: dict[str, Any], pod: dict[str, Any] | None) -> str:
     """A message a user understands: which step failed, why (deadline, memory, exit code), and what it said."""
     reason = ""
     for condition in job.get("status", {}).get("conditions", []) or []:
@@ -141,11 +163,13 @@ def failure_message(step: Step, job: dict[str, Any], pod: dict[str, Any] | None)
         terminated = status.get("state", {}).get("terminated") or terminated
     detail = (terminated.get("message") or "").strip()
     what = STEP_DESCRIPTIONS[step]
+    spec = "training" if step == "train" else "evaluation"
     if reason == "DeadlineExceeded":
         seconds = job.get("spec", {}).get("activeDeadlineSeconds")
-        return f"Timed out while {what}: the evaluation exceeded its {seconds}s limit (evaluation.timeoutSeconds)."
+        return f"Timed out while {what}: the {spec} exceeded its {seconds}s limit ({spec}.timeoutSeconds)."
     if terminated.get("reason") == "OOMKilled":
-        return f"Out of memory while {what}: raise evaluation.resources.memory or shrink the model."
+        fix = "lower hyperparameters.metaBatch" if step == "train" else "shrink the model"
+        return f"Out of memory while {what}: raise {spec}.resources.memory or {fix}."
     code = terminated.get("exitCode")
     prefix = f"Failed while {what}" + (f" (exit code {code})" if code is not None else "")
     return f"{prefix}: {detail}" if detail else f"{prefix}."
