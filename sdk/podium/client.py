@@ -4,7 +4,7 @@
     pg.wait_ready()
     pg.submit_model(model, name="logreg", preprocessor=scale)
     pg.wait_for("logreg")         # evaluated, and on the leaderboard
-    pg.get_leaderboard()          # pandas DataFrame
+    pg.get_leaderboard()          # pandas DataFrame (serving: podium.deployments; training: podium.trainings)
 
 Talks to the cluster of the current kubeconfig (local mode included, or ``kubeconfig=``/``context=``), and
 finds the object store and its credentials from that cluster (:mod:`podium.discovery`).
@@ -14,11 +14,9 @@ leaderboard), ``wait_for_leaderboard``, ``wait_for_private_leaderboard`` and ``c
 the private leaderboard is published; ``wait=False`` not to). ``create`` and ``submit_*`` return once the
 API server has accepted the resource: they do not wait for Ready or for an evaluation. ``get`` and
 ``get_leaderboard`` read the current state. Waits show a status line on a terminal (``progress=False``: never).
-
 Nothing stored is lost by a failed call: a resource is checked (pydantic, then the API server's dry run of
 the exact create) before anything is uploaded; uploads go to new keys below the caller's own upload prefix;
-when the create still fails, what this call uploaded is deleted. Failures are one-line PodiumErrors.
-"""
+when the create still fails, what this call uploaded is deleted. Failures are one-line PodiumErrors."""
 
 from __future__ import annotations
 
@@ -35,7 +33,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 
-from podium import deployments, discovery, kube, storage
+from podium import deployments, discovery, kube, storage, trainings
 from podium.api import API_VERSION, GROUP, PLAYGROUND, SUBMISSION, VERSION, ResourceKind
 from podium.api.meta import condition_is_true
 from podium.api.submission import TERMINAL_PHASES
@@ -82,11 +80,13 @@ class ModelPlayground:
     def create(cls, name: str, features: Any, labels: Any, *, task: str, primary_metric: str,
                class_labels: list[str] | None = None, namespace: str = "default", kubeconfig: str | None = None,
                context: str | None = None, bucket: str | None = None, access_key: str | None = None,
-               secret_key: str | None = None, progress: bool | None = None, **spec: Any) -> ModelPlayground:
+               secret_key: str | None = None, progress: bool | None = None,
+               training_data: tuple[Any, Any] | None = None, **spec: Any) -> ModelPlayground:
         """Create the Playground with this holdout (extra camelCase spec fields pass through); no wait for Ready.
 
-        The holdout goes to new keys below the creator's upload prefix: CSV, or ``.npy`` for N-d features
-        (images). Nothing is uploaded unless the API server would accept the Playground.
+        The holdout (and ``training_data``, ``(features, labels)`` participants and training submissions get)
+        goes to new keys below the creator's upload prefix: CSV, or ``.npy`` for N-d features (images).
+        Nothing is uploaded unless the API server would accept the Playground.
         """
         playground = cls(name, namespace=namespace, kubeconfig=kubeconfig, context=context, bucket=bucket,
                          access_key=access_key, secret_key=secret_key, progress=progress)
@@ -100,9 +100,14 @@ class ModelPlayground:
                                                                            "labels": labels_uri}, **spec}
         if class_labels is not None:
             body["classLabels"] = class_labels
+        files = [(features, f"features.{features_format}", features_uri), (np.asarray(labels), "labels.csv", labels_uri)]
+        if training_data is not None:
+            kind = "npy" if np.ndim(training_data[0]) > 2 else "csv"
+            data = body["trainingData"] = {"features": f"{holdout}train-x-{token}.{kind}", "labels": f"{holdout}train-y-{token}.csv"}
+            files += [(training_data[0], f"x.{kind}", data["features"]), (np.asarray(training_data[1]), "y.csv", data["labels"])]
         playground._create(PLAYGROUND, name, body, [
-            (lambda scratch: write_table(features, scratch / f"features.{features_format}"), features_uri),
-            (lambda scratch: write_table(np.asarray(labels), scratch / "labels.csv"), labels_uri)])
+            ((lambda scratch, table=table, file=file: write_table(table, scratch / file)), uri)  # type: ignore[misc]
+            for table, file, uri in files])
         return playground
 
     def get(self) -> dict[str, Any]:
@@ -287,10 +292,12 @@ class ModelPlayground:
             def take(item: dict[str, Any]) -> None:
                 name = item.get("metadata", {}).get("name")
                 if name in wanted:
-                    phases[name] = (item.get("status") or {}).get("phase") or "Pending"
+                    phases[name] = (status := item.get("status") or {}).get("phase") or "Pending"
                     if phases[name] in TERMINAL_PHASES:
                         found.setdefault(name, item)
-                    line.set(", ".join(f"{n} {p}" for p, n in sorted(Counter(phases.values()).items())))
+                    training = (status.get("training") or {}).get("progress") if phases[name] == "Training" else None
+                    line.set(", ".join(f"{n} {p}" for p, n in sorted(Counter(phases.values()).items()))
+                             + (f" ({name}: {training})" if training else ""))  # e.g. "iter 200/2000 loss 0.41"
 
             with kube.translated(self.namespace):
                 done = kube.watch_until(self.api, self.namespace, SUBMISSION.plural, take,
@@ -314,7 +321,6 @@ class ModelPlayground:
         return all(s["status"].get("version") in versions for s in submissions
                    if s["status"].get("phase") == "Evaluated" and s["status"].get("score") is not None)
 
-    # --- leaderboards ------------------------------------------------------------------------------
     def wait_for_leaderboard(self, rows: int, timeout: float = 60.0) -> None:
         self._poll(lambda _: len((self.get().get("status") or {}).get("leaderboard") or []) >= rows, timeout,
                    f"waiting for {rows} leaderboard rows")
@@ -335,12 +341,15 @@ class ModelPlayground:
         rows = status.get("privateLeaderboard" if private else "leaderboard") or []
         return pd.DataFrame([_flat(row) for row in rows])
 
-    # Serving (podium.deployments): the functions themselves, so signatures and docstrings are theirs.
+    # Serving (podium.deployments), training (podium.trainings): the functions themselves (their signatures).
     deploy_model = deployments.deploy  # a ModelDeployment of this playground; waits until it serves
     update_runtime_model = deployments.update  # a canary swap per the rollout policy; waits until done
     get_deployment = deployments.get_deployment  # stable, canary, traffic, analysis, shadow, history
     shadow = deployments.shadow  # mirror live traffic to a candidate; shadow(None) stops
     predict = deployments.predict  # labels (and probabilities) from the served model, V1 or V2
+    submit_training, submit_recommendation = trainings.submit_training, trainings.submit_recommendation
+    get_recommendations = trainings.get_recommendations
+    wait_for_recommendations = trainings.wait_for_recommendations
 
     def _poll(self, check: Callable[[Status], Any], timeout: float, what: str, progress: bool | None = None,
               interval: float = 0.2) -> Any:

@@ -45,6 +45,12 @@ def test_the_python_snippets_run_as_written(cluster):
     deployment = namespace["deployment"]
     assert deployment.stable["submission"] == "svm-v2" and deployment.phase == "Ready"
     assert [event["action"] for event in deployment.history][-1] == "Promoted"
+    # Training: a tpe-search trained and evaluated, then recommended to the wine playground, which trains it.
+    assert namespace["progress"]["iteration"] == 8 and namespace["progress"]["best"]["estimator"] in ("logistic_regression", "knn")
+    (first,) = namespace["recommendations"]
+    assert first.source_playground == "iris" and first.training["hyperparameters"]["trials"] == 1
+    trained = namespace["wine_pg"].submission("from-iris")["status"]
+    assert trained["phase"] == "Evaluated" and trained["training"]["best"] == namespace["progress"]["best"]
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
