@@ -141,6 +141,20 @@ def restricted_security() -> dict[str, Any]:
     }
 
 
+def job_pod_spec(containers: list[dict[str, Any]], volumes: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """The pod of every Job Podium runs: never restarted in place, no service-account token (a trusted step's
+    only access is presigned URLs), no service links, non-root, seccomp RuntimeDefault."""
+    return {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {"runAsNonRoot": True, "fsGroup": NONROOT_UID, "seccompProfile": {"type": "RuntimeDefault"}},
+        **extra,
+        "containers": containers,
+        "volumes": volumes,
+    }
+
+
 def step_args(plan: EvaluationPlan, step: Step) -> StepArgs:
     """The arguments of ``step``'s container, as the step itself parses them."""
     if step == "stage":
@@ -200,16 +214,7 @@ def evaluation_job(plan: EvaluationPlan, step: Step) -> dict[str, Any]:
             "activeDeadlineSeconds": plan.timeout_seconds,
             "template": {
                 "metadata": {"labels": pod_labels},
-                "spec": {
-                    "restartPolicy": "Never",
-                    # Only the trusted steps need credentials, and those come from a Secret, not a token.
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "securityContext": {"runAsNonRoot": True, "fsGroup": NONROOT_UID,
-                                        "seccompProfile": {"type": "RuntimeDefault"}},
-                    "containers": [container],
-                    "volumes": volumes,
-                },
+                "spec": job_pod_spec([container], volumes),
             },
         },
     }

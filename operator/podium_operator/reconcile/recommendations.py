@@ -20,7 +20,7 @@ from podium.api.playground import PlaygroundSpec
 from podium.automl.recommend import KnownTask, recommend
 from podium.evaluation.wire import InvalidJSON, strict_json
 from podium.training.wire import ProfileArgs
-from podium_operator.reconcile.evaluation_jobs import NONROOT_UID, restricted_security
+from podium_operator.reconcile.evaluation_jobs import job_pod_spec, restricted_security
 from podium_operator.reconcile.names import (
     MANAGED_BY,
     PLAYGROUND_LABEL,
@@ -59,21 +59,15 @@ def profile_job(playground: dict[str, Any], *, task: str, features_url: str, lab
                      "labels": labels, "ownerReferences": [owner_reference(playground)]},
         "spec": {
             "backoffLimit": 1, "activeDeadlineSeconds": PROFILE_TIMEOUT_SECONDS,
-            "template": {"metadata": {"labels": labels}, "spec": {
-                "restartPolicy": "Never", "automountServiceAccountToken": False, "enableServiceLinks": False,
-                "securityContext": {"runAsNonRoot": True, "fsGroup": NONROOT_UID,
-                                    "seccompProfile": {"type": "RuntimeDefault"}},
-                "containers": [{
-                    "name": "profile", "image": image,
-                    "command": ["python", "-m", "podium.training.profile", *args.to_argv()],
-                    "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}},
-                    "terminationMessagePolicy": "FallbackToLogsOnError",
-                    "securityContext": restricted_security(),
-                    "env": [{"name": "HOME", "value": "/tmp"}],
-                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-                }],
-                "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}],
-            }},
+            "template": {"metadata": {"labels": labels}, "spec": job_pod_spec([{
+                "name": "profile", "image": image,
+                "command": ["python", "-m", "podium.training.profile", *args.to_argv()],
+                "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}},
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+                "securityContext": restricted_security(),
+                "env": [{"name": "HOME", "value": "/tmp"}],
+                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+            }], [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}])},
         },
     }
 

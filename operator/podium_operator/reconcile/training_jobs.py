@@ -18,7 +18,7 @@ from typing import Any
 from podium.api.meta import format_time
 from podium.api.training import TrainingSpec
 from podium.training.wire import ProgressReport, TrainArgs
-from podium_operator.reconcile.evaluation_jobs import NONROOT_UID, restricted_security
+from podium_operator.reconcile.evaluation_jobs import job_pod_spec, restricted_security
 from podium_operator.reconcile.names import (
     MANAGED_BY,
     PLAYGROUND_LABEL,
@@ -151,16 +151,8 @@ def training_job(plan: TrainingPlan) -> dict[str, Any]:
             ]},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "securityContext": {"runAsNonRoot": True, "fsGroup": NONROOT_UID,
-                                        "seccompProfile": {"type": "RuntimeDefault"}},
-                    **_placement(plan),
-                    "containers": [container],
-                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "8Gi"}}],
-                },
+                "spec": job_pod_spec([container], [{"name": "tmp", "emptyDir": {"sizeLimit": "8Gi"}}],
+                                     **_placement(plan)),
             },
         },
     }

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from podium.automl.inputs import checked_table
 from podium.automl.space import (
     TASKS,
     CategoricalDistribution,
@@ -77,28 +78,9 @@ def scorer_for(metric: str, task: Task, n_classes: int = 2) -> tuple[str, float]
 
 
 def _check_data(x: Any, y: Any, task: Task, cv: int) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        features = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InvalidConfig("features are not numeric", field="X", hint="encode categorical columns first") from None
-    if features.ndim != 2 or features.shape[0] == 0 or features.shape[1] == 0:
-        raise InvalidConfig(f"features have shape {features.shape}, need rows x columns", field="X",
-                            hint="give a non-empty 2-D table")
-    if not np.isfinite(features).all():
-        raise InvalidConfig("features hold NaN or infinite values", field="X", hint="impute missing values first")
-    labels = np.asarray(y)
-    if labels.shape != (features.shape[0],):
-        raise InvalidConfig(f"{labels.shape} labels for {features.shape[0]} rows", field="y",
-                            hint="give one label per row")
-    if task == "regression":
-        labels = labels.astype(np.float64)
-        if not np.isfinite(labels).all():
-            raise InvalidConfig("targets hold NaN or infinite values", field="y", hint="drop those rows")
-    elif len(np.unique(labels)) < 2:
+    features, labels = checked_table(x, y, task, min_rows=2 * cv)
+    if task == "classification" and len(np.unique(labels)) < 2:
         raise InvalidConfig("one class only", field="y", hint="give at least two classes")
-    if features.shape[0] < 2 * cv:
-        raise InvalidConfig(f"{features.shape[0]} rows for {cv}-fold cross-validation", field="X",
-                            hint=f"give at least {2 * cv} rows or lower cv")
     return features, labels
 
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from podium.automl.space import TASKS, Task
-from podium.errors import InvalidConfig
+from podium.automl.inputs import checked_table
+from podium.automl.space import Task
 
 MAX_ROWS = 500
 MAX_FEATURES = 32
@@ -33,26 +33,8 @@ BINS = 10  # equal-width bins of a feature (and quantile bins of a regression ta
 
 
 def _check(x: Any, y: Any, task: str) -> tuple[np.ndarray, np.ndarray]:
-    if task not in TASKS:
-        raise InvalidConfig(f"unknown task {task!r}", field="task", hint="use classification or regression")
-    try:
-        features = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InvalidConfig("features are not numeric", field="X", hint="encode categorical columns first") from None
-    if features.ndim != 2 or features.shape[0] < 2 * FOLDS or features.shape[1] == 0:
-        raise InvalidConfig(f"features have shape {features.shape}", field="X",
-                            hint=f"give a 2-D table with at least {2 * FOLDS} rows")
-    if not np.isfinite(features).all():
-        raise InvalidConfig("features hold NaN or infinite values", field="X", hint="impute missing values first")
-    labels = np.asarray(y)
-    if labels.shape != (features.shape[0],):
-        raise InvalidConfig(f"{labels.shape} labels for {features.shape[0]} rows", field="y",
-                            hint="give one label per row")
-    if task == "regression":
-        labels = labels.astype(np.float64)
-        if not np.isfinite(labels).all():
-            raise InvalidConfig("targets hold NaN or infinite values", field="y", hint="drop those rows")
-    else:
+    features, labels = checked_table(x, y, task, min_rows=2 * FOLDS)
+    if task == "classification":
         labels = np.unique(labels, return_inverse=True)[1]  # codes 0..k-1: strings and floats alike
     return features, labels
 

@@ -27,8 +27,8 @@ from podium.evaluation.wire import (
     STAGED_OUT,
     STAGED_PREPROCESSOR,
     StageArgs,
+    report_failure,
     staged_features_name,
-    termination_log_path,
 )
 from podium.uri import parse
 
@@ -79,10 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PodiumError as error:
         named = (error.field or "").startswith("model.")  # the Submission field at fault is named already
         message = f"{'' if named else 'model.uri: '}could not stage the submission: {error}"
-        print(message, file=sys.stderr)
-        termination = termination_log_path()
-        if termination is not None:
-            termination.write_text(message[:4000])
+        report_failure(message)
         return 1
     return 0
 

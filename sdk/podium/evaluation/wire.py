@@ -217,6 +217,16 @@ def termination_log_path(explicit: Path | None = None) -> Path | None:
     return path if writable else None
 
 
+def report_failure(message: str, explicit: Path | None = None) -> None:
+    """A Job step's last word: ``message`` on stderr and, where it can be written, as the termination message."""
+    import sys
+
+    print(message, file=sys.stderr)
+    termination = termination_log_path(explicit)
+    if termination is not None:
+        termination.write_text(message[:4000])
+
+
 # --- result files: written by the score step, read by the operator --------------------------------
 
 MAX_RESULT_BYTES = 1 << 20  # a result file holds a few metrics and bounded metadata

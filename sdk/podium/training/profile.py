@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from podium.errors import PodiumError
-from podium.evaluation.wire import termination_log_path
+from podium.evaluation.wire import report_failure
 from podium.training.inputs import read_training_data
 from podium.training.report import write_json
 from podium.training.wire import ProfileArgs
@@ -37,11 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         values = run_profile(args)
     except (PodiumError, ValueError) as error:
-        message = f"trainingData: could not compute meta-features: {error}"
-        print(message, file=sys.stderr)
-        termination = termination_log_path()
-        if termination is not None:
-            termination.write_text(message[:4000])
+        report_failure(f"trainingData: could not compute meta-features: {error}")
         return 1
     print(f"{len(values)} meta-features", flush=True)
     return 0

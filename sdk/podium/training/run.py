@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 from podium import storage
 from podium.api.training import META_ALGORITHMS, hyperparameters_model
 from podium.errors import PodiumError
-from podium.evaluation.wire import termination_log_path
+from podium.evaluation.wire import report_failure
 from podium.training.inputs import choose_device, read_training_data
 from podium.training.report import Reporter, write_json
 from podium.training.wire import TrainArgs
@@ -63,9 +62,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(args: TrainArgs, message: str) -> None:
-    print(message, file=sys.stderr)
-    termination = termination_log_path(args.termination_log)
-    if termination is not None:
-        termination.write_text(message[:4000])
+    report_failure(message, args.termination_log)
     with contextlib.suppress(PodiumError):
         write_json(args.progress, {"state": "failed", "algorithm": args.algorithm, "message": message[:4000]})
