@@ -54,3 +54,37 @@ def test_bench_serving_prints_each_sections_figures():
     assert row["outcome"] == "Promoted" and int(row["requests"].replace(",", "")) >= 300
     assert {"lr", "tree"} <= {part.split(":")[0] for part in row["answered by"].split()}
     assert row["target 0 of >= 10,000"].startswith(row["failed"].split()[0] + " of ")
+
+
+def test_bench_automl_quick_prints_each_target_beside_its_baseline():
+    lines = _run("benchmarks/bench_automl.py", "--quick").splitlines()
+    (header,) = [line for line in lines if line.startswith("(a) recommendation quality")]
+    assert int(header.split("over ")[1].split()[0]) >= 12  # leave-one-out over at least 12 data sets
+    (top1,) = [line for line in lines if line.startswith("top-1 recommended")]
+    assert "random choice (expected)" in top1 and "x | target >= 2x random: " in top1
+    searches = [line.split() for line in lines if line.split()[-1:] in (["yes"], ["no"]) and len(line.split()) == 7]
+    assert len(searches) == 5 and all(float(row[1]) > 0 and float(row[2]) > 0 for row in searches)
+    (tpe,) = [line for line in lines if line.startswith("TPE >= random on")]
+    assert "of 5 data sets | target >= 4 of 5: " in tpe
+
+
+def test_bench_metalearning_quick_prints_each_sections_figure_and_target():
+    lines = _run("benchmarks/bench_metalearning.py", "--quick", "--device", "cpu").splitlines()
+    cells = [[c.strip() for c in line.split("|")] for line in lines if "|" in line]
+    sine = {row[0]: row for row in cells if row[0] in ("5", "10")}
+    assert sorted(sine) == ["10", "5"]
+    for k, target in (("5", "<= 0.32"), ("10", "<= 0.12")):
+        assert sine[k][4] == target and float(sine[k][1].split("±")[0]) > 0 and float(sine[k][2].split("±")[0]) > 0
+        assert sine[k][-1] in ("reached", "not reached")
+    fewshot = {(row[0], row[2]): row for row in cells if row[0] in ("font-glyphs", "rotated-digits")}
+    methods = {"maml", "fomaml", "reptile", "protonet", "finetune", "pixels"}
+    assert set(fewshot) == {(data, m) for data in ("font-glyphs", "rotated-digits") for m in methods}
+    assert all(0 <= float(row[3].split("±")[0]) <= 100 for row in fewshot.values())
+    for method in ("maml", "protonet"):
+        row = fewshot[("font-glyphs", method)]
+        assert row[5] == ">= 95" and row[-1].split("(")[0].strip() in ("reached", "not reached")
+    assert fewshot[("font-glyphs", "maml")][4] == "98.7"  # the Omniglot anchor beside the figure
+    speed = {row[0]: row for row in cells if row[0] in ("loop", "vmap")}
+    assert sorted(speed) == ["loop", "vmap"] and all(float(row[1]) > 0 for row in speed.values())
+    (ratio,) = [row for row in cells if row[0].startswith("vmap/loop tasks/s ratio")]
+    assert float(ratio[0].split()[-1]) > 0 and ratio[1] == "target >= 3x" and ratio[-1] in ("reached", "not reached")
