@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+from pydantic.alias_generators import to_camel
 
 from podium.api import SUBMISSION
 from podium.data import write_table
@@ -68,7 +69,8 @@ def submit_training(pg: Playground, name: str, algorithm: str, hyperparameters: 
     snake_case: ``timeout_seconds``, ``node_selector``, ``tolerations``). The spec is checked before anything
     is uploaded; a bad hyperparameter fails here, naming it.
     """
-    spec: dict[str, Any] = {"algorithm": algorithm, "hyperparameters": dict(hyperparameters or {}), **training}
+    spec: dict[str, Any] = {"algorithm": algorithm, "hyperparameters": dict(hyperparameters or {}),
+                            **{to_camel(key): value for key, value in training.items()}}  # as the API server spells them
     if resources is not None:
         spec["resources"] = resources
     files = []
