@@ -30,6 +30,12 @@ logger = logging.getLogger(__name__)
 MAX_PLAYGROUNDS = 200  # compared per namespace
 
 
+def _shown(playground: dict[str, Any]) -> dict[str, Any]:
+    """``status.metaFeatures`` as a dict whatever a status writer put there (it only says what to look at)."""
+    shown = (playground.get("status") or {}).get("metaFeatures")
+    return shown if isinstance(shown, dict) else {}
+
+
 def _metafeatures_uri(ctl: Controller, playground: dict[str, Any], source: str) -> str:
     meta = playground["metadata"]
     return ctl.config.metafeatures_uri(meta["namespace"], meta["name"], meta["uid"]).replace(
@@ -49,8 +55,7 @@ async def _read(uri: str) -> dict[str, float] | None:
 async def ensure_profile(ctl: Controller, playground: dict[str, Any], spec: PlaygroundSpec) -> None:
     """Start the profile Job of the current training data, or record what it found once it is done."""
     source = data_source(spec)
-    status = playground.get("status") or {}
-    if source is None or (status.get("metaFeatures") or {}).get("source") == source:
+    if source is None or _shown(playground).get("source") == source:
         return
     assert spec.training_data is not None
     meta = playground["metadata"]
@@ -73,7 +78,7 @@ async def ensure_profile(ctl: Controller, playground: dict[str, Any], spec: Play
         pods = await ctl.kube.list(k8s.PODS, namespace, labels=f"job-name={name}")
         message = failure_message("train", job, pods[-1] if pods else None).replace("training the model",
                                                                                   "profiling the training data")
-        if (status.get("metaFeatures") or {}).get("message") != message:
+        if _shown(playground).get("message") != message:
             await ctl.patch_status(k8s.PLAYGROUNDS, playground, {"metaFeatures": {"message": message, "count": 0}})
         return
     values = await _read(out)
@@ -88,7 +93,7 @@ async def ensure_profile(ctl: Controller, playground: dict[str, Any], spec: Play
 async def _candidate(ctl: Controller, playground: dict[str, Any]) -> Candidate | None:
     spec, _ = parse_spec(PlaygroundSpec, playground.get("spec") or {})
     source = data_source(spec) if spec is not None else None
-    if spec is None or source is None or (playground.get("status") or {}).get("metaFeatures", {}).get("source") != source:
+    if spec is None or source is None or _shown(playground).get("source") != source:
         return None
     values = await _read(_metafeatures_uri(ctl, playground, source))
     if not values:
@@ -101,7 +106,7 @@ async def _candidate(ctl: Controller, playground: dict[str, Any]) -> Candidate |
 async def refresh_recommendations(ctl: Controller, namespace: str) -> None:
     """Recompute every profiled Playground's recommendations in ``namespace`` (one write per change)."""
     playgrounds = (await ctl.kube.list(k8s.PLAYGROUNDS, namespace))[:MAX_PLAYGROUNDS]
-    profiled = [p for p in playgrounds if ((p.get("status") or {}).get("metaFeatures") or {}).get("source")]
+    profiled = [p for p in playgrounds if _shown(p).get("source")]
     if len(profiled) < 2:
         return
     candidates = {c.name: (c, p) for p in profiled if (c := await _candidate(ctl, p)) is not None}
