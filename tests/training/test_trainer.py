@@ -161,3 +161,27 @@ def test_a_search_with_parallel_workers_runs_every_trial_once(bucket: str, tmp_p
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     history = json.loads(storage.read_bytes(f"{bucket}history.json"))
     assert sorted(trial["number"] for trial in history["trials"]) == list(range(8)) and not history["errors"]
+
+
+def test_a_search_over_keras_models_saves_a_plain_keras_artifact(bucket: str, tmp_path: Path) -> None:
+    from sklearn.datasets import load_iris
+
+    from podium.artifacts import load_submission
+
+    iris = load_iris()
+    names = np.array(["setosa", "versicolor", "virginica"])
+    urls = _urls(bucket, {"features": write_table(iris.data, tmp_path / "x.csv"),
+                          "labels": write_table(names[iris.target], tmp_path / "y.csv")})
+    settings = {"trials": 2, "space": {"estimators": {"keras_mlp": {
+        "hidden_units": {"type": "int", "low": 8, "high": 32}, "epochs": 60, "learning_rate": 0.01}}}}
+    done = subprocess.run(_argv(urls, algorithm="tpe-search", task="classification", metric="accuracy",
+                                class_labels=["virginica", "setosa", "versicolor"],  # not the model's own order
+                                hyperparameters=json.dumps(settings)),
+                          env=_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    archive = tmp_path / "model.tar.gz"
+    storage.download(f"{bucket}model.tar.gz", archive)
+    loaded = load_submission(archive)
+    assert loaded.manifest.framework == "keras"  # no Podium class inside: any Keras runtime serves it
+    predicted = loaded.predict(iris.data).labels
+    assert np.mean(predicted == names[iris.target]) > 0.8  # labels by name, whatever the column order

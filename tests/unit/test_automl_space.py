@@ -120,3 +120,16 @@ def test_any_input_parses_or_fails_with_a_named_field(estimators):
         assert str(error).startswith("space.") and "Fix:" in str(error)
     else:
         assert SearchSpace.parse(space.to_wire()) == space
+
+
+def test_keras_models_are_in_the_vocabulary_with_their_parameters_checked():
+    from podium.automl.space import SearchSpace, build_estimator
+    from podium.errors import InvalidConfig
+
+    space = SearchSpace.parse({"estimators": {"keras_mlp": {"hidden_units": {"type": "int", "low": 8, "high": 64},
+                                                            "epochs": 5}}})
+    assert space.check_task("regression") is space
+    with pytest.raises(InvalidConfig, match=r"^space\.estimators\.keras_mlp\.units: not a parameter of KerasMLP"):
+        SearchSpace.parse({"estimators": {"keras_mlp": {"units": 8}}})
+    model = build_estimator("keras_mlp", {"epochs": 3}, "classification", seed=1)
+    assert [name for name, _ in model.steps] == ["scale", "model"] and model.steps[1][1].random_state == 1

@@ -53,6 +53,8 @@ VOCABULARY: dict[str, tuple[str | None, str | None, bool]] = {
     "svr": (None, "sklearn.svm:SVR", True),
     "gaussian_nb": ("sklearn.naive_bayes:GaussianNB", None, False),
     "mlp": ("sklearn.neural_network:MLPClassifier", "sklearn.neural_network:MLPRegressor", True),
+    # Keras: hidden_units, layers, dropout, learning_rate, epochs, batch_size (saved as a plain Keras model)
+    "keras_mlp": ("podium.automl.keras_mlp:KerasMLPClassifier", "podium.automl.keras_mlp:KerasMLPRegressor", True),
 }
 
 

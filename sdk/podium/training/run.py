@@ -34,15 +34,17 @@ def train(args: TrainArgs, scratch: Path) -> dict[str, Any]:
         from podium.training.meta import train_meta
 
         model, example, history = train_meta(args, settings, features, labels, class_labels, reporter, device)  # type: ignore[arg-type]
+        outputs = class_labels  # the adapted model scores the playground's classes in their order
     else:
         from podium.training.search import train_search
 
-        model, example, history = train_search(args, settings, features, labels, reporter, scratch)  # type: ignore[arg-type]
+        model, example, found, history = train_search(args, settings, features, labels, reporter, scratch)  # type: ignore[arg-type]
+        outputs = found or class_labels  # a Keras model's output columns are its own classes, in its order
     reporter.update(state="saving", force=True)
     from podium.artifacts import save_submission
 
     archive = scratch / "model.tar.gz"
-    save_submission(model, archive, example_data=example, class_labels=class_labels or None, task=args.task)
+    save_submission(model, archive, example_data=example, class_labels=outputs or None, task=args.task)
     storage.upload(archive, args.artifact)
     write_json(args.history, history)
     reporter.update(state="done", force=True)

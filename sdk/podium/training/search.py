@@ -26,13 +26,14 @@ def _finished_trials(study: Path) -> int:
 
 
 def train_search(args: TrainArgs, settings: SearchHyperparameters, features: Any, labels: np.ndarray,
-                 reporter: Reporter, scratch: Path) -> tuple[Any, Any, dict[str, Any]]:
-    """The best model, an example input and the study's history.
+                 reporter: Reporter, scratch: Path) -> tuple[Any, Any, list[Any] | None, dict[str, Any]]:
+    """The best model, an example input, its output classes where they are its own (Keras) and the history.
 
     The study lives in an SQLite file that is also the checkpoint: a restarted pod downloads it, and
     Optuna continues the same study (``load_if_exists``) with the trials still to run.
     """
     from podium.automl.hpo import run_search
+    from podium.automl.keras_mlp import is_keras_pipeline, to_keras
     from podium.automl.space import SearchSpace, default_space
 
     space = SearchSpace.parse(settings.space) if settings.space else default_space(args.task)  # type: ignore[arg-type]
@@ -64,7 +65,11 @@ def train_search(args: TrainArgs, settings: SearchHyperparameters, features: Any
                         workers=min(settings.workers, max(1, settings.trials - done)))
     reporter.update(state="training", validation=result.best_score, best=result.best_config)
     example = features.iloc[:5] if hasattr(features, "iloc") else np.asarray(features)[:5]
-    return result.model, example, {"algorithm": "tpe-search", "metric": result.metric, "direction": result.direction,
+    model, classes = result.model, None
+    if is_keras_pipeline(model):  # saved as a plain Keras model, the scaling its first layer
+        model, classes = to_keras(model)
+        example = np.asarray(example, dtype=np.float32)
+    return model, example, classes, {"algorithm": "tpe-search", "metric": result.metric, "direction": result.direction,
                                    "best": result.best_config, "bestScore": result.best_score,
                                    "trials": result.history, "errors": result.errors[:20]}
 
