@@ -118,6 +118,10 @@ async def deadline_watch(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.resume(GROUP, VERSION, SUBMISSION.plural, registry=registry)
 @kopf.on.create(GROUP, VERSION, SUBMISSION.plural, registry=registry)
 async def submission_created(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    await _reconcile_submission(memo, namespace, name)
+
+
+async def _reconcile_submission(memo: kopf.Memo, namespace: str | None, name: str) -> None:
     try:
         await reconcile_submission(_controller(memo), namespace or "default", name)
     except Exception:
@@ -155,11 +159,7 @@ def _training(status: kopf.Status, **_: Any) -> bool:
 
 
 async def _training_tick(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
-    try:
-        await reconcile_submission(_controller(memo), namespace or "default", name)
-    except Exception:
-        metrics.RECONCILE_ERRORS.labels("Submission").inc()
-        raise
+    await _reconcile_submission(memo, namespace, name)
 
 
 def enable_training_progress(interval: float, target: kopf.OperatorRegistry = registry) -> None:

@@ -115,9 +115,10 @@ class OperatorConfig:
         """A training Submission's model, checkpoint, progress and history: keyed by its uid, never reused."""
         return f"{self.private_prefix(namespace, playground, playground_uid)}/training/{submission_uid}/"
 
-    def metafeatures_uri(self, namespace: str, playground: str, playground_uid: str) -> str:
-        """The meta-features of a Playground's training data (written by its profile Job)."""
-        return f"{self.private_prefix(namespace, playground, playground_uid)}/metafeatures.json"
+    def metafeatures_uri(self, namespace: str, playground: str, playground_uid: str, source: str) -> str:
+        """The meta-features of a Playground's training data (written by its profile Job), per data source:
+        new trainingData never reads the old one's."""
+        return f"{self.private_prefix(namespace, playground, playground_uid)}/metafeatures-{source}.json"
 
     def results_prefix(self, namespace: str, playground: str, playground_uid: str) -> str:
         return f"s3://{self.bucket}/podium-results/{namespace}/{playground}/{playground_uid}/"

@@ -38,8 +38,7 @@ def _shown(playground: dict[str, Any]) -> dict[str, Any]:
 
 def _metafeatures_uri(ctl: Controller, playground: dict[str, Any], source: str) -> str:
     meta = playground["metadata"]
-    return ctl.config.metafeatures_uri(meta["namespace"], meta["name"], meta["uid"]).replace(
-        ".json", f"-{source}.json")  # per data source: a new trainingData never reads the old one's
+    return ctl.config.metafeatures_uri(meta["namespace"], meta["name"], meta["uid"], source)
 
 
 async def _read(uri: str) -> dict[str, float] | None:
